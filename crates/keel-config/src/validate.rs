@@ -1,0 +1,179 @@
+//! Pure validation of a parsed config: cross references and value ranges. Nothing here reads
+//! the environment or the disk, so `keel config validate` means the same on every machine.
+
+use crate::load::ConfigError;
+use crate::model::{Capability, KeelConfig, ProviderConfig};
+
+/// The upstream ids the local provider serves.
+pub const LOCAL_CHAT: &str = "chat";
+pub const LOCAL_EMBEDDINGS: &str = "embeddings";
+
+/// Every problem in `config`, each naming its path.
+pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut err = |path: String, message: String| errors.push(ConfigError { path, message });
+
+    if config.server.max_body_bytes == 0 {
+        err("server.max_body_bytes".into(), "must be greater than 0".into());
+    }
+    if config.server.max_concurrency == 0 {
+        err("server.max_concurrency".into(), "must be greater than 0".into());
+    }
+    let writer = config.store.writer();
+    if writer.batch_size == 0 || writer.queue_capacity == 0 {
+        err("store".into(), "batch_size and queue_capacity must be greater than 0".into());
+    }
+
+    let mut seen_ids = std::collections::BTreeSet::new();
+    for (i, key) in config.auth.keys.iter().enumerate() {
+        let is_hex = key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_hex {
+            err(format!("auth.keys[{i}].sha256"), "must be 64 hex characters (a SHA-256)".into());
+        }
+        if key.tenant.is_empty() {
+            err(format!("auth.keys[{i}].tenant"), "must not be empty".into());
+        }
+        if !seen_ids.insert(key.id.as_str()) {
+            err(format!("auth.keys[{i}].id"), format!("duplicate key id \"{}\"", key.id));
+        }
+    }
+
+    for (name, provider) in &config.providers {
+        if let ProviderConfig::OpenaiCompat(http) | ProviderConfig::Anthropic(http) = provider {
+            if !(http.base_url.starts_with("http://") || http.base_url.starts_with("https://")) {
+                err(
+                    format!("providers.{name}.base_url"),
+                    format!("must start with http:// or https://, got \"{}\"", http.base_url),
+                );
+            }
+            if http.timeout.is_zero() {
+                err(format!("providers.{name}.timeout"), "must be greater than 0".into());
+            }
+        }
+        if let ProviderConfig::Local(local) = provider {
+            if local.chat_max_active == 0 || local.embed_max_batch == 0 {
+                err(
+                    format!("providers.{name}"),
+                    "chat_max_active and embed_max_batch must be greater than 0".into(),
+                );
+            }
+        }
+    }
+
+    for (name, model) in &config.models {
+        let path = format!("models.{name}");
+        match config.providers.get(&model.provider) {
+            None => err(format!("{path}.provider"), format!("unknown provider \"{}\"", model.provider)),
+            Some(ProviderConfig::Local(_)) => {
+                if model.upstream != LOCAL_CHAT && model.upstream != LOCAL_EMBEDDINGS {
+                    err(
+                        format!("{path}.upstream"),
+                        format!(
+                            "local models are \"{LOCAL_CHAT}\" or \"{LOCAL_EMBEDDINGS}\", got \"{}\"",
+                            model.upstream
+                        ),
+                    );
+                }
+            }
+            Some(_) => {}
+        }
+        if model.capabilities.is_empty() {
+            err(format!("{path}.capabilities"), "must name at least one capability".into());
+        }
+        if !model.can(Capability::Chat) && !model.can(Capability::Embeddings) {
+            err(format!("{path}.capabilities"), "must include \"chat\" or \"embeddings\"".into());
+        }
+        if model.context_window == 0 {
+            err(format!("{path}.context_window"), "must be greater than 0".into());
+        }
+        for (field, price) in [
+            ("input_price_per_mtok", model.input_price_per_mtok),
+            ("output_price_per_mtok", model.output_price_per_mtok),
+        ] {
+            if !price.is_finite() || price < 0.0 {
+                err(format!("{path}.{field}"), format!("must be a non-negative number, got {price}"));
+            }
+        }
+    }
+
+    for (name, route) in &config.routes {
+        if config.models.contains_key(name) {
+            err(format!("routes.{name}"), format!("\"{name}\" is also a model name; names must be unique"));
+        }
+        if route.models.is_empty() {
+            err(format!("routes.{name}.models"), "must list at least one model".into());
+        }
+        for (i, m) in route.models.iter().enumerate() {
+            if !config.models.contains_key(m) {
+                err(format!("routes.{name}.models[{i}]"), format!("unknown model \"{m}\""));
+            }
+        }
+    }
+
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::load_str;
+
+    const BASE: &str = r#"
+[providers.mock]
+kind = "openai_compat"
+base_url = "http://127.0.0.1:9/v1"
+
+[models.a]
+provider = "mock"
+upstream = "gpt-a"
+"#;
+
+    fn errors(extra: &str) -> Vec<String> {
+        match load_str(&format!("{BASE}{extra}")) {
+            Ok(_) => Vec::new(),
+            Err(es) => es.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn unknown_route_model_names_its_index() {
+        let e = errors("[routes.support]\nmodels = [\"a\", \"x\"]\n");
+        assert_eq!(e, vec![r#"routes.support.models[1]: unknown model "x""#.to_string()]);
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let e = errors("[routes.support]\nmodels = [\"a\"]\nfallbak = true\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("routes.support: unknown field `fallbak`"), "{}", e[0]);
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let e = errors("[models.b]\nprovider = \"mock\"\nupstream = \"b\"\ncontext_window = \"big\"\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("models.b.context_window: invalid type"), "{}", e[0]);
+    }
+
+    #[test]
+    fn several_problems_are_all_reported() {
+        let e = errors(
+            "[models.b]\nprovider = \"nope\"\nupstream = \"b\"\ninput_price_per_mtok = -1.0\n[[auth.keys]]\nid = \"k\"\ntenant = \"t\"\nsha256 = \"abc\"\n",
+        );
+        assert!(e.iter().any(|m| m == r#"models.b.provider: unknown provider "nope""#), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("models.b.input_price_per_mtok")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("auth.keys[0].sha256")), "{e:?}");
+    }
+
+    #[test]
+    fn durations_read_human_units() {
+        let c = load_str(&format!("{BASE}[server]\nrequest_timeout = \"250ms\"\n")).unwrap();
+        assert_eq!(c.server.request_timeout.as_millis(), 250);
+    }
+
+    #[test]
+    fn default_config_is_valid() {
+        let c = load_str(crate::defaults::DEFAULT_CONFIG_TOML).unwrap();
+        assert!(c.auth.keys.is_empty());
+        assert!(c.server.listen.ip().is_loopback());
+    }
+}

@@ -1,0 +1,19 @@
+//! Wire types shared by every keel crate: OpenAI and Anthropic request/response shapes, ids,
+//! the error taxonomy and `Secret<T>`.
+//!
+//! Code map:
+//! - [`error`]: `ApiError` and `ErrorCode`, the one table of public code → type → HTTP status.
+//! - [`openai`]: OpenAI chat completions (plain and SSE chunks), embeddings and models. These
+//!   are also keel's canonical internal request/response shapes.
+//! - [`anthropic`]: Anthropic Messages API shapes, translated to and from [`openai`].
+//! - [`secret`]: `Secret<T>`, a value that never prints.
+//! - [`ids`]: request and response id generation.
+
+pub mod anthropic;
+pub mod error;
+pub mod ids;
+pub mod openai;
+pub mod secret;
+
+pub use error::{ApiError, ErrorCode};
+pub use secret::Secret;
