@@ -1,0 +1,280 @@
+//! `RequestLogWriter`: the request path hands records to a bounded queue without waiting; one
+//! background task batches them into the store, retrying transient failures.
+//!
+//! Records are dropped (and counted) rather than ever blocking a request: when the queue is full,
+//! when the writer has shut down, or when a batch still fails after its retries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+use crate::{RequestLogStore, RequestRecord, StoreError};
+
+/// Tries per batch (the first write plus retries) for retryable errors.
+const MAX_TRIES: u32 = 4;
+/// Backoff before the first retry; doubles after each.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// At most one "queue full" warning per this interval.
+const DROP_WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// Largest queue accepted (tokio's channel limit is far higher; this bounds memory).
+const MAX_QUEUE_CAPACITY: usize = 1 << 24;
+
+/// How the writer batches. Zero sizes are treated as 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterOptions {
+    /// Records that may wait in memory; beyond it `record()` drops.
+    pub queue_capacity: usize,
+    /// Most records per `write_batch` call.
+    pub batch_size: usize,
+    /// Longest a record waits for its batch to fill (measured from the batch's first record).
+    pub flush_interval: Duration,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            queue_capacity: 10_000,
+            batch_size: 256,
+            flush_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Cheap to clone; every clone feeds the same queue and shares the counters.
+#[derive(Clone)]
+pub struct RequestLogWriter {
+    queue: mpsc::Sender<RequestRecord>,
+    stats: Arc<Stats>,
+}
+
+impl std::fmt::Debug for RequestLogWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestLogWriter")
+            .field("written", &self.written())
+            .field("dropped", &self.dropped())
+            .field("failed", &self.failed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Owned by whoever runs shutdown; dropping it without calling [`WriterHandle::shutdown`] also
+/// stops the writer (after it drains), but nobody learns the outcome.
+#[derive(Debug)]
+pub struct WriterHandle {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), StoreError>>,
+}
+
+struct Stats {
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+    /// Milliseconds after `epoch` of the last drop warning, plus one (0 = never warned).
+    last_drop_warn: AtomicU64,
+    epoch: Instant,
+}
+
+impl RequestLogWriter {
+    /// Starts the writer task on `tracker` and returns the producer side and the shutdown handle.
+    pub fn spawn(
+        store: Arc<dyn RequestLogStore>,
+        cfg: WriterOptions,
+        tracker: &TaskTracker,
+    ) -> (RequestLogWriter, WriterHandle) {
+        let capacity = cfg.queue_capacity.clamp(1, MAX_QUEUE_CAPACITY);
+        let (queue, rx) = mpsc::channel(capacity);
+        let (stop, stop_rx) = oneshot::channel();
+        let stats = Arc::new(Stats {
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            last_drop_warn: AtomicU64::new(0),
+            epoch: Instant::now(),
+        });
+        let task = BatchTask {
+            store,
+            rx,
+            batch_size: cfg.batch_size.max(1),
+            flush_interval: cfg.flush_interval,
+            stats: stats.clone(),
+            last_error: None,
+        };
+        let task = tracker.spawn(task.run(stop_rx));
+        (
+            RequestLogWriter { queue, stats },
+            WriterHandle { stop, task },
+        )
+    }
+
+    /// Queues `r` for writing. Never blocks or awaits: if the queue is full (or the writer has
+    /// shut down) the record is dropped, counted in [`dropped`](Self::dropped), and a warning is
+    /// logged at most once per 10 s.
+    pub fn record(&self, r: RequestRecord) {
+        if self.queue.try_send(r).is_err() {
+            let total = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            self.stats.warn_dropped(total, self.queue.is_closed());
+        }
+    }
+
+    /// Records dropped without being written because the queue was full or closed.
+    pub fn dropped(&self) -> u64 {
+        self.stats.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records the store has acknowledged.
+    pub fn written(&self) -> u64 {
+        self.stats.written.load(Ordering::Relaxed)
+    }
+
+    /// Records lost because the store kept failing.
+    pub fn failed(&self) -> u64 {
+        self.stats.failed.load(Ordering::Relaxed)
+    }
+
+    /// Records waiting in the queue right now.
+    pub fn queued(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+}
+
+impl Stats {
+    fn warn_dropped(&self, total: u64, closed: bool) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let last = self.last_drop_warn.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= DROP_WARN_INTERVAL.as_millis() as u64;
+        // Only the caller that wins the exchange warns, so concurrent drops log once.
+        if due
+            && self
+                .last_drop_warn
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let reason = if closed {
+                "writer shut down"
+            } else {
+                "queue full"
+            };
+            tracing::warn!(dropped_total = total, reason, "request log records dropped");
+        }
+    }
+}
+
+impl WriterHandle {
+    /// Stops accepting records, writes everything still queued, and returns once the final
+    /// batch is flushed. Returns the last store error if any records were lost (after retries)
+    /// since the writer started; [`RequestLogWriter::failed`] says how many. Wrap in
+    /// `tokio::time::timeout` to bound how long shutdown may take (retries back off up to ~0.7 s
+    /// per batch).
+    pub async fn shutdown(self) -> Result<(), StoreError> {
+        // The task also stops if it finished early; a failed send is fine.
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Closed("request log writer task")),
+        }
+    }
+}
+
+struct BatchTask {
+    store: Arc<dyn RequestLogStore>,
+    rx: mpsc::Receiver<RequestRecord>,
+    batch_size: usize,
+    flush_interval: Duration,
+    stats: Arc<Stats>,
+    /// The error that last cost records; reported by `shutdown`.
+    last_error: Option<StoreError>,
+}
+
+impl BatchTask {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), StoreError> {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        // Phase 1: until stopped (or every producer is gone), flush full or aged batches.
+        'running: loop {
+            tokio::select! {
+                biased;
+                _ = &mut stop => break 'running,
+                n = self.rx.recv_many(&mut batch, self.batch_size) => if n == 0 { break 'running },
+            }
+            let deadline = tokio::time::Instant::now() + self.flush_interval;
+            while batch.len() < self.batch_size {
+                let room = self.batch_size - batch.len();
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => break 'running,
+                    n = self.rx.recv_many(&mut batch, room) => if n == 0 { break },
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            self.flush(std::mem::take(&mut batch)).await;
+        }
+        // Phase 2: refuse new records, then write what is queued, in full batches.
+        self.rx.close();
+        loop {
+            let room = self.batch_size - batch.len();
+            let n = self.rx.recv_many(&mut batch, room).await;
+            if batch.len() >= self.batch_size || (n == 0 && !batch.is_empty()) {
+                self.flush(std::mem::take(&mut batch)).await;
+            }
+            if n == 0 {
+                return self.last_error.take().map_or(Ok(()), Err);
+            }
+        }
+    }
+
+    /// Writes one batch, retrying retryable errors with backoff. A batch failing with a
+    /// non-retryable error is written record by record so one bad record cannot sink the rest.
+    async fn flush(&mut self, batch: Vec<RequestRecord>) {
+        if batch.is_empty() {
+            return;
+        }
+        let count = batch.len();
+        let error = match self.write_with_retry(batch.clone()).await {
+            Ok(()) => {
+                self.stats
+                    .written
+                    .fetch_add(count as u64, Ordering::Relaxed);
+                return;
+            }
+            Err(error) if count > 1 && !error.is_retryable() => error,
+            Err(error) => return self.lost(count, error),
+        };
+        tracing::warn!(count, %error, "request log batch rejected; writing records one by one");
+        for record in batch {
+            match self.write_with_retry(vec![record]).await {
+                Ok(()) => {
+                    self.stats.written.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => self.lost(1, error),
+            }
+        }
+    }
+
+    async fn write_with_retry(&self, batch: Vec<RequestRecord>) -> Result<(), StoreError> {
+        let mut backoff = FIRST_BACKOFF;
+        // Every try but the last writes a copy, so the batch survives for the next try.
+        for tries in 1..MAX_TRIES {
+            match self.store.write_batch(batch.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_retryable() => {
+                    tracing::debug!(tries, %error, "request log write failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.store.write_batch(batch).await
+    }
+
+    fn lost(&mut self, count: usize, error: StoreError) {
+        self.stats.failed.fetch_add(count as u64, Ordering::Relaxed);
+        tracing::warn!(count, %error, "request log records lost");
+        self.last_error = Some(error);
+    }
+}

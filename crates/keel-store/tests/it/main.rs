@@ -1,0 +1,10 @@
+//! Integration tests for keel-store (one test binary): the shared backend conformance suite run
+//! against SQLite and Postgres, backend-specific behaviour, and the batched writer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conformance;
+mod postgres;
+mod sqlite;
+mod support;
+mod writer;

@@ -1,0 +1,180 @@
+//! Postgres backend: the conformance suite plus schema, migration and reconnect behaviour.
+//! Fails when Postgres is unreachable unless `KEEL_SKIP_POSTGRES=1`.
+
+use keel_store::{PostgresStore, RequestLogStore, StoreError};
+
+use crate::conformance::conformance_suite;
+use crate::support::{PgSchema, full_record, postgres_store, postgres_url, skip_postgres};
+
+conformance_suite!(postgres_store().await);
+
+fn with_application_name(url: &str, name: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}application_name={name}")
+    } else {
+        format!("{url} application_name={name}")
+    }
+}
+
+/// A plain client for inspecting what the store wrote.
+async fn raw_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_and_keep_data() {
+    let Some(fixture) = postgres_store().await else {
+        return;
+    };
+    let schema = &fixture.schema;
+    fixture
+        .store
+        .write_batch(vec![full_record("req_keep", None, 1)])
+        .await
+        .expect("write");
+
+    let again = PostgresStore::connect(&schema.url, &schema.name)
+        .await
+        .expect("connect again");
+    assert_eq!(again.schema(), schema.name);
+    assert_eq!(
+        again.get("req_keep").await.expect("get"),
+        Some(full_record("req_keep", None, 1))
+    );
+
+    let client = raw_client(&schema.url).await;
+    let sql = format!(
+        "SELECT version FROM {}.schema_version ORDER BY version",
+        schema.name
+    );
+    let versions: Vec<i64> = client
+        .query(&sql, &[])
+        .await
+        .expect("query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=PostgresStore::SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_connects_migrate_once() {
+    if skip_postgres() {
+        return;
+    }
+    let schema = PgSchema::new();
+    let (a, b, c) = tokio::join!(
+        PostgresStore::connect(&schema.url, &schema.name),
+        PostgresStore::connect(&schema.url, &schema.name),
+        PostgresStore::connect(&schema.url, &schema.name),
+    );
+    for store in [a, b, c] {
+        assert_eq!(store.expect("connect").count().await.expect("count"), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_after_the_backend_is_killed() {
+    if skip_postgres() {
+        return;
+    }
+    let schema = PgSchema::new();
+    // A unique application_name identifies this store's session among parallel tests.
+    let app = schema.name.clone();
+    let url = with_application_name(&schema.url, &app);
+    let store = PostgresStore::connect(&url, &schema.name)
+        .await
+        .expect("connect");
+    store
+        .write_batch(vec![full_record("req_before", None, 1)])
+        .await
+        .expect("write");
+
+    let client = raw_client(&schema.url).await;
+    let killed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1) t",
+            &[&app],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert!(killed >= 1, "the store's backend was found and killed");
+
+    // The next calls reconnect by themselves.
+    store
+        .write_batch(vec![full_record("req_after", None, 2)])
+        .await
+        .expect("write after kill");
+    assert_eq!(store.count().await.expect("count"), 2);
+}
+
+#[tokio::test]
+async fn rejects_unsafe_schema_names() {
+    for bad in [
+        "",
+        "Upper",
+        "1abc",
+        "a-b",
+        "x; DROP TABLE y",
+        &"a".repeat(64),
+    ] {
+        match PostgresStore::connect(&postgres_url(), bad).await {
+            Err(StoreError::Config(_)) => {}
+            other => panic!("schema {bad:?}: expected Config error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn errors_never_show_the_password() {
+    // Nothing listens on port 1: the connect fails, and the message must not echo the URL.
+    let url =
+        "host=127.0.0.1 port=1 user=keel password=hunter2-secret dbname=test connect_timeout=2";
+    let error = PostgresStore::connect(url, "keel")
+        .await
+        .expect_err("port 1 refuses");
+    let shown = format!("{error} / {error:?}");
+    assert!(!shown.contains("hunter2"), "password leaked: {shown}");
+    assert!(
+        error.is_retryable(),
+        "a refused connection is transient: {error}"
+    );
+
+    let bad = "postgres://keel:hunter2-secret@127.0.0.1:notaport/test";
+    let error = PostgresStore::connect(bad, "keel")
+        .await
+        .expect_err("invalid url");
+    assert!(matches!(error, StoreError::Config(_)), "{error:?}");
+    assert!(!format!("{error} / {error:?}").contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_strings_does_not_fail_the_batch() {
+    let Some(fixture) = postgres_store().await else {
+        return;
+    };
+    let mut record = full_record("req_nul", None, 1);
+    record.error_message = Some("before\0after".to_owned());
+    fixture
+        .store
+        .write_batch(vec![record])
+        .await
+        .expect("write");
+    let got = fixture
+        .store
+        .get("req_nul")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.error_message.as_deref(), Some("before\u{FFFD}after"));
+}

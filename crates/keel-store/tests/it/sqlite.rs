@@ -1,0 +1,99 @@
+//! SQLite backend: the conformance suite plus file, pragma and migration behaviour.
+
+use keel_store::{RequestLogStore, SqliteStore, StoreError};
+
+use crate::conformance::conformance_suite;
+use crate::support::{full_record, sqlite_store};
+
+conformance_suite!(Some(sqlite_store()));
+
+fn raw(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).expect("open raw connection")
+}
+
+#[tokio::test]
+async fn open_creates_parent_dirs_and_uses_wal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a/b/c/log.db");
+    let store = SqliteStore::open(&path).expect("open");
+    assert_eq!(store.path(), path);
+    assert!(path.exists());
+    let mode: String = raw(&path)
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_keep_data() {
+    let fixture = sqlite_store();
+    let path = fixture.store.path().to_path_buf();
+    fixture
+        .store
+        .write_batch(vec![full_record("req_keep", None, 1)])
+        .await
+        .expect("write");
+    drop(fixture.store);
+
+    let reopened = SqliteStore::open(&path).expect("reopen");
+    let again = SqliteStore::open(&path).expect("open while another store is open");
+    assert_eq!(reopened.count().await.expect("count"), 1);
+    assert_eq!(
+        again.get("req_keep").await.expect("get"),
+        Some(full_record("req_keep", None, 1))
+    );
+    let versions: Vec<i64> = raw(&path)
+        .prepare("SELECT version FROM schema_version ORDER BY version")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        versions,
+        (1..=SqliteStore::SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn refuses_a_newer_schema() {
+    let fixture = sqlite_store();
+    let path = fixture.store.path().to_path_buf();
+    drop(fixture.store);
+    raw(&path)
+        .execute(
+            "INSERT INTO schema_version (version, applied_at_ms) VALUES (999, 0)",
+            [],
+        )
+        .expect("bump version");
+    match SqliteStore::open(&path) {
+        Err(StoreError::SchemaTooNew { found: 999, .. }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn in_memory_store_works() {
+    let store = SqliteStore::open_in_memory().expect("open");
+    store
+        .write_batch(vec![full_record("req_mem", None, 1)])
+        .await
+        .expect("write");
+    assert_eq!(store.count().await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn nul_in_strings_round_trips() {
+    let fixture = sqlite_store();
+    let mut record = full_record("req_nul", None, 1);
+    record.error_message = Some("before\0after".to_owned());
+    fixture
+        .store
+        .write_batch(vec![record.clone()])
+        .await
+        .expect("write");
+    assert_eq!(
+        fixture.store.get("req_nul").await.expect("get"),
+        Some(record)
+    );
+}
