@@ -1,0 +1,94 @@
+//! The catalog: every name a client may ask for (routes and models) resolved once at start to
+//! an ordered list of candidates, so a request resolves with one map lookup.
+
+use keel_config::{Capability, KeelConfig, ModelConfig};
+use keel_providers::{Provider, ProviderRegistry};
+use keel_types::openai::{ModelList, ModelObject};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One model a request may be served by.
+#[derive(Clone)]
+pub struct Candidate {
+    /// The model's name in `[models]`.
+    pub name: String,
+    pub config: Arc<ModelConfig>,
+    pub provider: Arc<dyn Provider>,
+}
+
+impl Candidate {
+    /// `provider/upstream`, the way errors and logs name an upstream.
+    pub fn upstream_label(&self) -> String {
+        format!("{}/{}", self.config.provider, self.config.upstream)
+    }
+}
+
+/// A resolved name: the route (or model) name and its candidates in fallback order.
+#[derive(Clone)]
+pub struct Resolved {
+    pub route: String,
+    pub candidates: Arc<[Candidate]>,
+}
+
+#[derive(Clone, Default)]
+pub struct Catalog {
+    names: HashMap<String, Resolved>,
+    listing: Vec<ModelObject>,
+}
+
+impl Catalog {
+    /// Every route, and every model under its own name. Fails only if the config references
+    /// a provider the registry lacks (validation normally rules that out).
+    pub fn build(config: &KeelConfig, registry: &ProviderRegistry) -> Result<Self, String> {
+        let mut catalog = Self::default();
+        let mut models = HashMap::new();
+        for (name, m) in &config.models {
+            let provider = registry
+                .get(&m.provider)
+                .ok_or_else(|| format!("models.{name}.provider: unknown provider \"{}\"", m.provider))?;
+            let c = Candidate { name: name.clone(), config: Arc::new(m.clone()), provider };
+            models.insert(name.clone(), c.clone());
+            catalog.add(name, vec![c], &m.provider);
+        }
+        for (name, route) in &config.routes {
+            let candidates = route
+                .models
+                .iter()
+                .map(|m| models.get(m).cloned().ok_or_else(|| format!("routes.{name}: unknown model \"{m}\"")))
+                .collect::<Result<Vec<_>, _>>()?;
+            catalog.add(name, candidates, "keel");
+        }
+        catalog.listing.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(catalog)
+    }
+
+    fn add(&mut self, name: &str, candidates: Vec<Candidate>, owned_by: &str) {
+        self.names.insert(name.to_owned(), Resolved { route: name.to_owned(), candidates: candidates.into() });
+        self.listing.push(ModelObject {
+            id: name.to_owned(),
+            object: "model".into(),
+            created: 0,
+            owned_by: owned_by.to_owned(),
+        });
+    }
+
+    pub fn resolve(&self, name: &str) -> Option<&Resolved> {
+        self.names.get(name)
+    }
+
+    pub fn models(&self) -> ModelList {
+        ModelList { object: "list".into(), data: self.listing.clone() }
+    }
+
+    /// The first name offering `capability`, to suggest in "unknown model" errors.
+    pub fn names_with(&self, capability: Capability) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .names
+            .iter()
+            .filter(|(_, r)| r.candidates.iter().any(|c| c.config.can(capability)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        v.sort();
+        v
+    }
+}

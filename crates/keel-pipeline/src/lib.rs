@@ -1,0 +1,27 @@
+//! The request path of DESIGN.md §2 as explicit stages composed into one [`Pipeline`].
+//!
+//! Code map:
+//! - [`context`]: `RequestContext`, who is asking and when (id, tenant, key, deadline).
+//! - [`stages`]: the ordered list of stages and the per-request record of what each did.
+//! - [`validate`]: request validation with errors naming the field.
+//! - [`catalog`]: resolves a requested name (route or model) to ordered candidates.
+//! - [`attempts`]: the fallback loop over candidates, streaming ones peeked before commit.
+//! - [`record`]: builds the request-log record (attempts, tokens, cost, latency).
+//! - [`stream`]: wraps a served stream to measure it and record it when it ends or drops.
+//! - [`pipeline`]: `Pipeline::chat`, `chat_stream`, `embed`, `models`.
+//! - [`runtime`]: `Runtime`, the store, writer, providers and pipeline built from a config.
+
+pub mod attempts;
+pub mod catalog;
+pub mod context;
+pub mod pipeline;
+pub mod record;
+pub mod runtime;
+pub mod stages;
+pub mod stream;
+pub mod validate;
+
+pub use catalog::Catalog;
+pub use context::RequestContext;
+pub use pipeline::{ChatStream, Pipeline};
+pub use runtime::{Runtime, StartError};

@@ -1,0 +1,230 @@
+//! `Pipeline`: the request path, stage by stage. Each public method runs the stages in the
+//! order of DESIGN.md §2 and writes exactly one request-log record, failed requests included.
+
+use crate::attempts;
+use crate::catalog::{Candidate, Catalog, Resolved};
+use crate::context::RequestContext;
+use crate::record::Recorder;
+use crate::stages::{Stage, StageOutcome, StageTrace};
+use crate::stream::RecordedStream;
+use crate::validate;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use keel_config::Capability;
+use keel_providers::ProviderError;
+use keel_store::RequestLogWriter;
+use keel_types::openai::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingRequest,
+    EmbeddingResponse, ModelList,
+};
+use keel_types::{ApiError, ErrorCode};
+
+/// Stages with no behaviour yet, in request order, before routing.
+const BEFORE_ROUTE: [Stage; 4] = [Stage::Admit, Stage::InputPolicy, Stage::Cache, Stage::Context];
+/// Stages with no behaviour yet, after the answer arrived.
+const AFTER_ANSWER: [Stage; 2] = [Stage::OutputPolicy, Stage::Decide];
+
+#[derive(Clone)]
+pub struct Pipeline {
+    catalog: Catalog,
+    log: RequestLogWriter,
+}
+
+/// A committed chat stream: the first chunk arrived from `model`; failover is over.
+pub struct ChatStream {
+    pub route: String,
+    pub model: String,
+    pub stream: BoxStream<'static, Result<ChatCompletionChunk, ApiError>>,
+}
+
+impl Pipeline {
+    pub fn new(catalog: Catalog, log: RequestLogWriter) -> Self {
+        Self { catalog, log }
+    }
+
+    pub fn models(&self) -> ModelList {
+        self.catalog.models()
+    }
+
+    /// Records a request that failed before reaching the pipeline (bad JSON, auth, limits).
+    pub fn record_rejected(&self, ctx: &RequestContext, endpoint: &str, model: &str, error: &ApiError) {
+        let rec = Recorder::new(ctx, endpoint, model, false);
+        self.log.record(rec.finish_err(ctx, error));
+    }
+
+    fn resolve(&self, name: &str, capability: Capability) -> Result<Resolved, ApiError> {
+        self.catalog.resolve(name).cloned().ok_or_else(|| {
+            let known = self.catalog.names_with(capability).join(", ");
+            ApiError::new(
+                ErrorCode::ModelNotFound,
+                format!("the model \"{name}\" does not exist; available: {known}"),
+            )
+            .with_param("model")
+        })
+    }
+
+    /// Candidates able to serve `req`; if none can, the first one's reason (a 400 naming
+    /// the field).
+    fn chat_candidates(resolved: &Resolved, req: &ChatCompletionRequest) -> Result<Vec<Candidate>, ApiError> {
+        let mut first_err = None;
+        let ok: Vec<Candidate> = resolved
+            .candidates
+            .iter()
+            .filter(|c| match validate::chat_capabilities(req, &c.name, &c.config) {
+                Ok(()) => true,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    false
+                }
+            })
+            .cloned()
+            .collect();
+        match (ok.is_empty(), first_err) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(ok),
+        }
+    }
+
+    /// A non-streaming chat completion.
+    pub async fn chat(&self, ctx: &RequestContext, req: ChatCompletionRequest) -> Result<ChatCompletionResponse, ApiError> {
+        let mut rec = Recorder::new(ctx, "chat.completions", &req.model, false);
+        let result = self.chat_inner(ctx, req, &mut rec).await;
+        self.log.record(match &result {
+            Ok(_) => rec.finish_ok(ctx),
+            Err(e) => rec.finish_err(ctx, e),
+        });
+        result
+    }
+
+    async fn chat_inner(
+        &self,
+        ctx: &RequestContext,
+        req: ChatCompletionRequest,
+        rec: &mut Recorder,
+    ) -> Result<ChatCompletionResponse, ApiError> {
+        let mut trace = StageTrace::default();
+        trace.mark(Stage::Authenticate, StageOutcome::Ok);
+        validate::chat_request(&req)?;
+        trace.pass_through(&BEFORE_ROUTE);
+        let resolved = self.resolve(&req.model, Capability::Chat)?;
+        rec.route(&resolved.route);
+        let candidates = Self::chat_candidates(&resolved, &req)?;
+        trace.mark(Stage::Route, StageOutcome::Ok);
+        let (mut resp, served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
+            let mut upstream = req.clone();
+            upstream.model = c.config.upstream.clone();
+            let provider = c.provider.clone();
+            async move { provider.chat(upstream).await }
+        })
+        .await?;
+        trace.mark(Stage::Attempts, StageOutcome::Ok);
+        trace.pass_through(&AFTER_ANSWER);
+        if let Some(usage) = resp.usage {
+            rec.usage(&served, usage);
+        }
+        trace.mark(Stage::Record, StageOutcome::Ok);
+        resp.model = served.name.clone();
+        resp.keel = Some(serde_json::json!({
+            "request_id": ctx.request_id,
+            "route": resolved.route,
+            "model": served.name,
+            "provider": served.config.provider,
+            "attempts": rec.attempts_json(),
+            "stages": trace.to_json(),
+        }));
+        Ok(resp)
+    }
+
+    /// A streaming chat completion. Fails over between candidates until one produced its
+    /// first chunk; after that the stream is committed and a failure ends it with an error.
+    pub async fn chat_stream(&self, ctx: &RequestContext, req: ChatCompletionRequest) -> Result<ChatStream, ApiError> {
+        let mut rec = Recorder::new(ctx, "chat.completions", &req.model, true);
+        match self.chat_stream_inner(ctx, &req, &mut rec).await {
+            Ok((first, rest, served, route)) => {
+                let stream = RecordedStream::new(
+                    ctx.clone(),
+                    rec,
+                    self.log.clone(),
+                    served.clone(),
+                    req.wants_stream_usage(),
+                    first,
+                    rest,
+                );
+                Ok(ChatStream { route, model: served.name, stream: stream.boxed() })
+            }
+            Err(e) => {
+                self.log.record(rec.finish_err(ctx, &e));
+                Err(e)
+            }
+        }
+    }
+
+    async fn chat_stream_inner(
+        &self,
+        ctx: &RequestContext,
+        req: &ChatCompletionRequest,
+        rec: &mut Recorder,
+    ) -> Result<(ChatCompletionChunk, keel_providers::ChunkStream, Candidate, String), ApiError> {
+        validate::chat_request(req)?;
+        let resolved = self.resolve(&req.model, Capability::Chat)?;
+        rec.route(&resolved.route);
+        let candidates = Self::chat_candidates(&resolved, req)?;
+        let ((first, rest), served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
+            let mut upstream = req.clone();
+            upstream.model = c.config.upstream.clone();
+            let provider = c.provider.clone();
+            async move {
+                let mut stream = provider.chat_stream(upstream).await?;
+                // Peek: only a stream that produced its first chunk is committed to.
+                match stream.next().await {
+                    Some(Ok(first)) => Ok((first, stream)),
+                    Some(Err(e)) => Err(e),
+                    None => Err(ProviderError::Stream("stream ended before its first chunk".into())),
+                }
+            }
+        })
+        .await?;
+        Ok((first, rest, served, resolved.route))
+    }
+
+    /// Embeddings, always as float vectors (the server encodes base64).
+    pub async fn embed(&self, ctx: &RequestContext, req: EmbeddingRequest) -> Result<EmbeddingResponse, ApiError> {
+        let mut rec = Recorder::new(ctx, "embeddings", &req.model, false);
+        let result = self.embed_inner(ctx, req, &mut rec).await;
+        self.log.record(match &result {
+            Ok(_) => rec.finish_ok(ctx),
+            Err(e) => rec.finish_err(ctx, e),
+        });
+        result
+    }
+
+    async fn embed_inner(
+        &self,
+        ctx: &RequestContext,
+        req: EmbeddingRequest,
+        rec: &mut Recorder,
+    ) -> Result<EmbeddingResponse, ApiError> {
+        validate::embedding_request(&req)?;
+        let resolved = self.resolve(&req.model, Capability::Embeddings)?;
+        rec.route(&resolved.route);
+        let candidates: Vec<Candidate> =
+            resolved.candidates.iter().filter(|c| c.config.can(Capability::Embeddings)).cloned().collect();
+        if candidates.is_empty() {
+            return Err(ApiError::unsupported(
+                "model",
+                format!("model \"{}\" does not support embeddings", req.model),
+            ));
+        }
+        let (mut resp, served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
+            let mut upstream = req.clone();
+            upstream.model = c.config.upstream.clone();
+            upstream.encoding_format = None;
+            let provider = c.provider.clone();
+            async move { provider.embed(upstream).await }
+        })
+        .await?;
+        rec.usage(&served, keel_types::openai::Usage::new(resp.usage.prompt_tokens, 0));
+        resp.model = served.name;
+        Ok(resp)
+    }
+}

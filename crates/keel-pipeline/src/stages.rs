@@ -1,0 +1,66 @@
+//! The stages of the request path, in order (DESIGN.md §2), and a per-request trace of what
+//! each did. A stage that has no behaviour yet says so (`pass`) in the trace rather than
+//! pretending; later issues replace `pass` with real work.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// API key → tenant (done by the server before the pipeline; recorded here).
+    Authenticate,
+    /// Rate limits and budgets (issue: orchestration).
+    Admit,
+    /// PII, secrets, prompt injection on the input (issue: policy).
+    InputPolicy,
+    /// Exact and semantic cache (not built yet).
+    Cache,
+    /// Session memory, retrieval, history fitted to a budget (issue: retrieval/context).
+    Context,
+    /// Resolve the requested name to ordered candidate models.
+    Route,
+    /// Call candidates in order until one succeeds or a non-retryable error.
+    Attempts,
+    /// Moderation, grounding, schema checks on the answer (issue: policy/trust).
+    OutputPolicy,
+    /// Serve, flag, escalate or block (issue: review).
+    Decide,
+    /// Write the request log.
+    Record,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageOutcome {
+    /// The stage did real work and let the request through.
+    Ok,
+    /// The stage has no behaviour configured yet; the request passed untouched.
+    Pass,
+    /// The stage stopped the request.
+    Failed,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StageTrace(Vec<(Stage, StageOutcome)>);
+
+impl StageTrace {
+    pub fn mark(&mut self, stage: Stage, outcome: StageOutcome) {
+        self.0.push((stage, outcome));
+    }
+
+    /// The pass-through stages in request order; one call keeps the order in one place.
+    pub fn pass_through(&mut self, stages: &[Stage]) {
+        for s in stages {
+            self.mark(*s, StageOutcome::Pass);
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.0
+                .iter()
+                .map(|(s, o)| serde_json::json!({"stage": s, "outcome": o}))
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,115 @@
+//! `RecordedStream`: a committed chat stream as the client receives it. It names the served
+//! model on every chunk, measures time to first token, takes usage from the upstream's final
+//! chunk (dropping that chunk unless the client asked for `stream_options.include_usage`),
+//! and writes the request record exactly once: when the stream ends, fails, or is dropped
+//! because the client went away.
+
+use crate::catalog::Candidate;
+use crate::context::RequestContext;
+use crate::record::Recorder;
+use futures::{Stream, StreamExt};
+use keel_providers::ChunkStream;
+use keel_store::RequestLogWriter;
+use keel_types::ApiError;
+use keel_types::openai::ChatCompletionChunk;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+pub struct RecordedStream {
+    ctx: RequestContext,
+    rec: Option<Recorder>,
+    log: RequestLogWriter,
+    served: Candidate,
+    include_usage: bool,
+    first: Option<ChatCompletionChunk>,
+    inner: ChunkStream,
+}
+
+impl RecordedStream {
+    pub fn new(
+        ctx: RequestContext,
+        rec: Recorder,
+        log: RequestLogWriter,
+        served: Candidate,
+        include_usage: bool,
+        first: ChatCompletionChunk,
+        inner: ChunkStream,
+    ) -> Self {
+        Self { ctx, rec: Some(rec), log, served, include_usage, first: Some(first), inner }
+    }
+
+    fn finish(&mut self, error: Option<(&str, String)>) {
+        if let Some(rec) = self.rec.take() {
+            let record = match error {
+                None => rec.finish_ok(&self.ctx),
+                Some((class, message)) => rec.finish_stream_err(&self.ctx, class, message),
+            };
+            self.log.record(record);
+        }
+    }
+}
+
+fn carries_output(chunk: &ChatCompletionChunk) -> bool {
+    chunk.choices.iter().any(|c| {
+        c.delta.content.as_deref().is_some_and(|s| !s.is_empty()) || c.delta.tool_calls.is_some()
+    })
+}
+
+impl Stream for RecordedStream {
+    type Item = Result<ChatCompletionChunk, ApiError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.rec.is_none() {
+                return Poll::Ready(None);
+            }
+            let item = match this.first.take() {
+                Some(first) => Some(Ok(first)),
+                None => match this.inner.poll_next_unpin(cx) {
+                    Poll::Ready(item) => item,
+                    Poll::Pending => return Poll::Pending,
+                },
+            };
+            match item {
+                None => {
+                    this.finish(None);
+                    return Poll::Ready(None);
+                }
+                Some(Err(e)) => {
+                    let api = e.to_api_error(&this.served.upstream_label());
+                    this.finish(Some((&e.class(), api.message.clone())));
+                    return Poll::Ready(Some(Err(api)));
+                }
+                Some(Ok(mut chunk)) => {
+                    chunk.model.clone_from(&this.served.name);
+                    if carries_output(&chunk) {
+                        if let Some(rec) = this.rec.as_mut() {
+                            rec.ttft(&this.ctx);
+                        }
+                    }
+                    if let Some(usage) = chunk.usage {
+                        if let Some(rec) = this.rec.as_mut() {
+                            rec.usage(&this.served, usage);
+                        }
+                        if !this.include_usage {
+                            if chunk.choices.is_empty() {
+                                continue;
+                            }
+                            chunk.usage = None;
+                        }
+                    }
+                    return Poll::Ready(Some(Ok(chunk)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RecordedStream {
+    fn drop(&mut self) {
+        if self.rec.is_some() {
+            self.finish(Some(("client_closed", "the client disconnected before the stream finished".into())));
+        }
+    }
+}
