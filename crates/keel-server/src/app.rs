@@ -1,0 +1,78 @@
+//! The router and its middleware stack, built in one function.
+
+use crate::auth::auth_layer;
+use crate::error::OpenAiError;
+use crate::request_id::request_id_layer;
+use crate::routes;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, Uri};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keel_types::{ApiError, ErrorCode};
+use std::any::Any;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// The whole HTTP surface. Layers, outermost first (a request passes them in this order):
+///
+/// 1. `request_id_layer` — writes a fresh id into the request extensions and the
+///    `x-request-id` response header, so even a panic or a 401 carries one.
+/// 2. `CatchPanicLayer` — turns a handler panic into an OpenAI-shaped 500 instead of a
+///    dropped connection.
+/// 3. `shed_layer` — takes one permit of `server.max_concurrency`; none left is a 503.
+/// 4. `auth_layer` — reads `Authorization`, writes a `Caller`; routes in `auth::ALLOW_LIST`
+///    pass without a key.
+/// 5. The routes; unknown paths and methods get OpenAI-shaped 404/405s.
+///
+/// Body size is bounded in each handler by `body::read_limited` (413), not by a layer, so
+/// the error has keel's shape.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(routes::chat::chat_handler))
+        .route("/v1/embeddings", post(routes::embeddings::embeddings_handler))
+        .route("/v1/messages", post(routes::messages::messages_handler))
+        .route("/v1/models", get(routes::models::list_handler))
+        .route("/v1/models/{id}", get(routes::models::get_handler))
+        .route("/healthz", get(routes::health::healthz_handler))
+        .route("/readyz", get(routes::health::readyz_handler))
+        .fallback(not_found_handler)
+        .method_not_allowed_fallback(method_not_allowed_handler)
+        .layer(from_fn_with_state(state.clone(), auth_layer))
+        .layer(from_fn_with_state(state.clone(), shed_layer))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn(request_id_layer))
+        .with_state(state)
+}
+
+async fn shed_layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match state.in_flight.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let resp = next.run(req).await;
+            drop(permit);
+            resp
+        }
+        Err(_) => OpenAiError(ApiError::new(
+            ErrorCode::Overloaded,
+            "keel is at its concurrency limit (server.max_concurrency); retry shortly",
+        ))
+        .into_response(),
+    }
+}
+
+async fn not_found_handler(method: Method, uri: Uri) -> OpenAiError {
+    OpenAiError(ApiError::new(ErrorCode::NotFound, format!("unknown request URL: {method} {}", uri.path())))
+}
+
+async fn method_not_allowed_handler(method: Method, uri: Uri) -> OpenAiError {
+    OpenAiError(ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("method {method} is not allowed for {}", uri.path()),
+    ))
+}
+
+fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    OpenAiError(ApiError::internal("internal error; the request was not completed")).into_response()
+}

@@ -1,0 +1,56 @@
+//! `POST /v1/chat/completions`, plain JSON or SSE when `stream: true`.
+
+use super::{accept, served_headers};
+use crate::auth::Caller;
+use crate::error::OpenAiError;
+use crate::request_id::RequestId;
+use crate::sse;
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Extension, State};
+use axum::response::{IntoResponse, Response};
+use keel_types::openai::ChatCompletionRequest;
+
+pub async fn chat_handler(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> Response {
+    let (ctx, req) = match accept::<ChatCompletionRequest>(&state, &request_id, &caller, "chat.completions", body).await {
+        Ok(v) => v,
+        Err(e) => return OpenAiError(e).into_response(),
+    };
+    if req.is_stream() {
+        match state.pipeline.chat_stream(&ctx, req).await {
+            Ok(stream) => {
+                let (route, model) = (stream.route.clone(), stream.model.clone());
+                let mut resp = sse::openai(stream.stream, state.streams_deadline.clone());
+                served_headers(&mut resp, &route, &model);
+                resp
+            }
+            Err(e) => OpenAiError(e).into_response(),
+        }
+    } else {
+        match state.pipeline.chat(&ctx, req).await {
+            Ok(resp) => {
+                let (route, model) = route_and_model(&resp.keel, &resp.model);
+                let mut out = Json(resp).into_response();
+                served_headers(&mut out, &route, &model);
+                out
+            }
+            Err(e) => OpenAiError(e).into_response(),
+        }
+    }
+}
+
+fn route_and_model(keel: &Option<serde_json::Value>, model: &str) -> (String, String) {
+    let route = keel
+        .as_ref()
+        .and_then(|k| k.get("route"))
+        .and_then(|r| r.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    (route, model.to_owned())
+}

