@@ -1,0 +1,7 @@
+//! Pipeline integration tests: the real pipeline, real HTTP adapters and a real SQLite request
+//! log, against scripted mock upstreams.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod attempts;
+mod streams;
+mod support;

@@ -1,0 +1,83 @@
+//! A pipeline over two mock upstreams (`primary`, `secondary`) and a route trying them in
+//! that order, logging to SQLite in a temp dir.
+
+use keel_pipeline::{Catalog, Pipeline, RequestContext};
+use keel_providers::ProviderRegistry;
+use keel_store::{RequestLogStore, RequestLogWriter, RequestRecord, SqliteStore, WriterHandle, WriterOptions};
+use keel_testkit::MockUpstream;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+
+pub struct Harness {
+    pub primary: MockUpstream,
+    pub secondary: MockUpstream,
+    pub pipeline: Pipeline,
+    store: Arc<SqliteStore>,
+    writer: Option<WriterHandle>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        let primary = MockUpstream::start().await;
+        let secondary = MockUpstream::start().await;
+        let toml = format!(
+            r#"
+[providers.primary]
+kind = "openai_compat"
+base_url = "{}"
+timeout = "2s"
+[providers.secondary]
+kind = "openai_compat"
+base_url = "{}"
+timeout = "2s"
+[models.a]
+provider = "primary"
+upstream = "model-a"
+input_price_per_mtok = 3.0
+output_price_per_mtok = 15.0
+[models.b]
+provider = "secondary"
+upstream = "model-b"
+[routes.chain]
+models = ["a", "b"]
+"#,
+            primary.base_url(),
+            secondary.base_url()
+        );
+        let config = keel_config::load_str(&toml).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("log.db")).unwrap());
+        let tracker = TaskTracker::new();
+        let (log, writer) = RequestLogWriter::spawn(
+            store.clone(),
+            WriterOptions { queue_capacity: 1024, batch_size: 16, flush_interval: Duration::from_millis(10) },
+            &tracker,
+        );
+        let registry = ProviderRegistry::build(&config).unwrap();
+        let catalog = Catalog::build(&config, &registry).unwrap();
+        Self { primary, secondary, pipeline: Pipeline::new(catalog, log), store, writer: Some(writer), _dir: dir }
+    }
+
+    pub fn ctx(&self, timeout: Duration) -> RequestContext {
+        RequestContext::new(keel_types::ids::request_id(), Some("acme".into()), Some("k1".into()), timeout)
+    }
+
+    /// Flushes the writer and reads the record of `id`.
+    pub async fn record(&mut self, id: &str) -> RequestRecord {
+        if let Some(w) = self.writer.take() {
+            w.shutdown().await.unwrap();
+        }
+        self.store.get(id).await.unwrap().expect("a record for every request")
+    }
+}
+
+pub fn chat(model: &str, stream: bool) -> keel_types::openai::ChatCompletionRequest {
+    serde_json::from_value(serde_json::json!({
+        "model": model,
+        "messages": [{"role": "user", "content": "hello upstream"}],
+        "stream": stream,
+    }))
+    .unwrap()
+}
