@@ -43,7 +43,10 @@ pub fn load_str(text: &str) -> Result<KeelConfig, Vec<ConfigError>> {
 /// Read, parse and validate a config file.
 pub fn load_file(path: &Path) -> Result<KeelConfig, Vec<ConfigError>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError { path: String::new(), message: format!("cannot read {}: {e}", path.display()) }]
+        vec![ConfigError {
+            path: String::new(),
+            message: format!("cannot read {}: {e}", path.display()),
+        }]
     })?;
     load_str(&text)
 }
@@ -56,5 +59,8 @@ fn toml_error(e: &toml::de::Error, text: &str) -> ConfigError {
         }
         None => e.message().to_string(),
     };
-    ConfigError { path: String::new(), message }
+    ConfigError {
+        path: String::new(),
+        message,
+    }
 }

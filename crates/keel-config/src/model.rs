@@ -97,7 +97,10 @@ pub enum StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self::Sqlite { path: defaults::sqlite_path(), writer: WriterConfig::default() }
+        Self::Sqlite {
+            path: defaults::sqlite_path(),
+            writer: WriterConfig::default(),
+        }
     }
 }
 

@@ -14,27 +14,42 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
     let mut err = |path: String, message: String| errors.push(ConfigError { path, message });
 
     if config.server.max_body_bytes == 0 {
-        err("server.max_body_bytes".into(), "must be greater than 0".into());
+        err(
+            "server.max_body_bytes".into(),
+            "must be greater than 0".into(),
+        );
     }
     if config.server.max_concurrency == 0 {
-        err("server.max_concurrency".into(), "must be greater than 0".into());
+        err(
+            "server.max_concurrency".into(),
+            "must be greater than 0".into(),
+        );
     }
     let writer = config.store.writer();
     if writer.batch_size == 0 || writer.queue_capacity == 0 {
-        err("store".into(), "batch_size and queue_capacity must be greater than 0".into());
+        err(
+            "store".into(),
+            "batch_size and queue_capacity must be greater than 0".into(),
+        );
     }
 
     let mut seen_ids = std::collections::BTreeSet::new();
     for (i, key) in config.auth.keys.iter().enumerate() {
         let is_hex = key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_hexdigit());
         if !is_hex {
-            err(format!("auth.keys[{i}].sha256"), "must be 64 hex characters (a SHA-256)".into());
+            err(
+                format!("auth.keys[{i}].sha256"),
+                "must be 64 hex characters (a SHA-256)".into(),
+            );
         }
         if key.tenant.is_empty() {
             err(format!("auth.keys[{i}].tenant"), "must not be empty".into());
         }
         if !seen_ids.insert(key.id.as_str()) {
-            err(format!("auth.keys[{i}].id"), format!("duplicate key id \"{}\"", key.id));
+            err(
+                format!("auth.keys[{i}].id"),
+                format!("duplicate key id \"{}\"", key.id),
+            );
         }
     }
 
@@ -43,27 +58,36 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
             if !(http.base_url.starts_with("http://") || http.base_url.starts_with("https://")) {
                 err(
                     format!("providers.{name}.base_url"),
-                    format!("must start with http:// or https://, got \"{}\"", http.base_url),
+                    format!(
+                        "must start with http:// or https://, got \"{}\"",
+                        http.base_url
+                    ),
                 );
             }
             if http.timeout.is_zero() {
-                err(format!("providers.{name}.timeout"), "must be greater than 0".into());
-            }
-        }
-        if let ProviderConfig::Local(local) = provider {
-            if local.chat_max_active == 0 || local.embed_max_batch == 0 {
                 err(
-                    format!("providers.{name}"),
-                    "chat_max_active and embed_max_batch must be greater than 0".into(),
+                    format!("providers.{name}.timeout"),
+                    "must be greater than 0".into(),
                 );
             }
+        }
+        if let ProviderConfig::Local(local) = provider
+            && (local.chat_max_active == 0 || local.embed_max_batch == 0)
+        {
+            err(
+                format!("providers.{name}"),
+                "chat_max_active and embed_max_batch must be greater than 0".into(),
+            );
         }
     }
 
     for (name, model) in &config.models {
         let path = format!("models.{name}");
         match config.providers.get(&model.provider) {
-            None => err(format!("{path}.provider"), format!("unknown provider \"{}\"", model.provider)),
+            None => err(
+                format!("{path}.provider"),
+                format!("unknown provider \"{}\"", model.provider),
+            ),
             Some(ProviderConfig::Local(_)) => {
                 if model.upstream != LOCAL_CHAT && model.upstream != LOCAL_EMBEDDINGS {
                     err(
@@ -78,39 +102,64 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
             Some(_) => {}
         }
         if model.capabilities.is_empty() {
-            err(format!("{path}.capabilities"), "must name at least one capability".into());
+            err(
+                format!("{path}.capabilities"),
+                "must name at least one capability".into(),
+            );
         }
         if !model.can(Capability::Chat) && !model.can(Capability::Embeddings) {
-            err(format!("{path}.capabilities"), "must include \"chat\" or \"embeddings\"".into());
+            err(
+                format!("{path}.capabilities"),
+                "must include \"chat\" or \"embeddings\"".into(),
+            );
         }
         if model.context_window == 0 {
-            err(format!("{path}.context_window"), "must be greater than 0".into());
+            err(
+                format!("{path}.context_window"),
+                "must be greater than 0".into(),
+            );
         }
         for (field, price) in [
             ("input_price_per_mtok", model.input_price_per_mtok),
             ("output_price_per_mtok", model.output_price_per_mtok),
         ] {
             if !price.is_finite() || price < 0.0 {
-                err(format!("{path}.{field}"), format!("must be a non-negative number, got {price}"));
+                err(
+                    format!("{path}.{field}"),
+                    format!("must be a non-negative number, got {price}"),
+                );
             }
         }
     }
 
     for (name, route) in &config.routes {
         if config.models.contains_key(name) {
-            err(format!("routes.{name}"), format!("\"{name}\" is also a model name; names must be unique"));
+            err(
+                format!("routes.{name}"),
+                format!("\"{name}\" is also a model name; names must be unique"),
+            );
         }
         if route.models.is_empty() {
-            err(format!("routes.{name}.models"), "must list at least one model".into());
+            err(
+                format!("routes.{name}.models"),
+                "must list at least one model".into(),
+            );
         }
         for (i, m) in route.models.iter().enumerate() {
             if !config.models.contains_key(m) {
-                err(format!("routes.{name}.models[{i}]"), format!("unknown model \"{m}\""));
+                err(
+                    format!("routes.{name}.models[{i}]"),
+                    format!("unknown model \"{m}\""),
+                );
             }
         }
     }
 
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 #[cfg(test)]
@@ -137,21 +186,33 @@ upstream = "gpt-a"
     #[test]
     fn unknown_route_model_names_its_index() {
         let e = errors("[routes.support]\nmodels = [\"a\", \"x\"]\n");
-        assert_eq!(e, vec![r#"routes.support.models[1]: unknown model "x""#.to_string()]);
+        assert_eq!(
+            e,
+            vec![r#"routes.support.models[1]: unknown model "x""#.to_string()]
+        );
     }
 
     #[test]
     fn unknown_field_names_its_path() {
         let e = errors("[routes.support]\nmodels = [\"a\"]\nfallbak = true\n");
         assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("routes.support: unknown field `fallbak`"), "{}", e[0]);
+        assert!(
+            e[0].starts_with("routes.support: unknown field `fallbak`"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
     fn wrong_type_names_its_path() {
-        let e = errors("[models.b]\nprovider = \"mock\"\nupstream = \"b\"\ncontext_window = \"big\"\n");
+        let e =
+            errors("[models.b]\nprovider = \"mock\"\nupstream = \"b\"\ncontext_window = \"big\"\n");
         assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("models.b.context_window: invalid type"), "{}", e[0]);
+        assert!(
+            e[0].starts_with("models.b.context_window: invalid type"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -159,9 +220,20 @@ upstream = "gpt-a"
         let e = errors(
             "[models.b]\nprovider = \"nope\"\nupstream = \"b\"\ninput_price_per_mtok = -1.0\n[[auth.keys]]\nid = \"k\"\ntenant = \"t\"\nsha256 = \"abc\"\n",
         );
-        assert!(e.iter().any(|m| m == r#"models.b.provider: unknown provider "nope""#), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("models.b.input_price_per_mtok")), "{e:?}");
-        assert!(e.iter().any(|m| m.starts_with("auth.keys[0].sha256")), "{e:?}");
+        assert!(
+            e.iter()
+                .any(|m| m == r#"models.b.provider: unknown provider "nope""#),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|m| m.starts_with("models.b.input_price_per_mtok")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|m| m.starts_with("auth.keys[0].sha256")),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -43,10 +43,17 @@ impl Catalog {
         let mut catalog = Self::default();
         let mut models = HashMap::new();
         for (name, m) in &config.models {
-            let provider = registry
-                .get(&m.provider)
-                .ok_or_else(|| format!("models.{name}.provider: unknown provider \"{}\"", m.provider))?;
-            let c = Candidate { name: name.clone(), config: Arc::new(m.clone()), provider };
+            let provider = registry.get(&m.provider).ok_or_else(|| {
+                format!(
+                    "models.{name}.provider: unknown provider \"{}\"",
+                    m.provider
+                )
+            })?;
+            let c = Candidate {
+                name: name.clone(),
+                config: Arc::new(m.clone()),
+                provider,
+            };
             models.insert(name.clone(), c.clone());
             catalog.add(name, vec![c], &m.provider);
         }
@@ -54,7 +61,12 @@ impl Catalog {
             let candidates = route
                 .models
                 .iter()
-                .map(|m| models.get(m).cloned().ok_or_else(|| format!("routes.{name}: unknown model \"{m}\"")))
+                .map(|m| {
+                    models
+                        .get(m)
+                        .cloned()
+                        .ok_or_else(|| format!("routes.{name}: unknown model \"{m}\""))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             catalog.add(name, candidates, "keel");
         }
@@ -63,7 +75,13 @@ impl Catalog {
     }
 
     fn add(&mut self, name: &str, candidates: Vec<Candidate>, owned_by: &str) {
-        self.names.insert(name.to_owned(), Resolved { route: name.to_owned(), candidates: candidates.into() });
+        self.names.insert(
+            name.to_owned(),
+            Resolved {
+                route: name.to_owned(),
+                candidates: candidates.into(),
+            },
+        );
         self.listing.push(ModelObject {
             id: name.to_owned(),
             object: "model".into(),
@@ -77,7 +95,10 @@ impl Catalog {
     }
 
     pub fn models(&self) -> ModelList {
-        ModelList { object: "list".into(), data: self.listing.clone() }
+        ModelList {
+            object: "list".into(),
+            data: self.listing.clone(),
+        }
     }
 
     /// The first name offering `capability`, to suggest in "unknown model" errors.

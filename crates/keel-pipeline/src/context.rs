@@ -15,13 +15,25 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn new(request_id: String, tenant: Option<String>, key_id: Option<String>, timeout: Duration) -> Self {
+    pub fn new(
+        request_id: String,
+        tenant: Option<String>,
+        key_id: Option<String>,
+        timeout: Duration,
+    ) -> Self {
         let started = Instant::now();
         let started_at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        Self { request_id, tenant, key_id, started, started_at_ms, deadline: started + timeout }
+        Self {
+            request_id,
+            tenant,
+            key_id,
+            started,
+            started_at_ms,
+            deadline: started + timeout,
+        }
     }
 
     pub fn remaining(&self) -> Duration {

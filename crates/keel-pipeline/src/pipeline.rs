@@ -20,7 +20,12 @@ use keel_types::openai::{
 use keel_types::{ApiError, ErrorCode};
 
 /// Stages with no behaviour yet, in request order, before routing.
-const BEFORE_ROUTE: [Stage; 4] = [Stage::Admit, Stage::InputPolicy, Stage::Cache, Stage::Context];
+const BEFORE_ROUTE: [Stage; 4] = [
+    Stage::Admit,
+    Stage::InputPolicy,
+    Stage::Cache,
+    Stage::Context,
+];
 /// Stages with no behaviour yet, after the answer arrived.
 const AFTER_ANSWER: [Stage; 2] = [Stage::OutputPolicy, Stage::Decide];
 
@@ -47,7 +52,13 @@ impl Pipeline {
     }
 
     /// Records a request that failed before reaching the pipeline (bad JSON, auth, limits).
-    pub fn record_rejected(&self, ctx: &RequestContext, endpoint: &str, model: &str, error: &ApiError) {
+    pub fn record_rejected(
+        &self,
+        ctx: &RequestContext,
+        endpoint: &str,
+        model: &str,
+        error: &ApiError,
+    ) {
         let rec = Recorder::new(ctx, endpoint, model, false);
         self.log.record(rec.finish_err(ctx, error));
     }
@@ -65,18 +76,23 @@ impl Pipeline {
 
     /// Candidates able to serve `req`; if none can, the first one's reason (a 400 naming
     /// the field).
-    fn chat_candidates(resolved: &Resolved, req: &ChatCompletionRequest) -> Result<Vec<Candidate>, ApiError> {
+    fn chat_candidates(
+        resolved: &Resolved,
+        req: &ChatCompletionRequest,
+    ) -> Result<Vec<Candidate>, ApiError> {
         let mut first_err = None;
         let ok: Vec<Candidate> = resolved
             .candidates
             .iter()
-            .filter(|c| match validate::chat_capabilities(req, &c.name, &c.config) {
-                Ok(()) => true,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                    false
-                }
-            })
+            .filter(
+                |c| match validate::chat_capabilities(req, &c.name, &c.config) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                        false
+                    }
+                },
+            )
             .cloned()
             .collect();
         match (ok.is_empty(), first_err) {
@@ -86,7 +102,11 @@ impl Pipeline {
     }
 
     /// A non-streaming chat completion.
-    pub async fn chat(&self, ctx: &RequestContext, req: ChatCompletionRequest) -> Result<ChatCompletionResponse, ApiError> {
+    pub async fn chat(
+        &self,
+        ctx: &RequestContext,
+        req: ChatCompletionRequest,
+    ) -> Result<ChatCompletionResponse, ApiError> {
         let mut rec = Recorder::new(ctx, "chat.completions", &req.model, false);
         let result = self.chat_inner(ctx, req, &mut rec).await;
         self.log.record(match &result {
@@ -137,7 +157,11 @@ impl Pipeline {
 
     /// A streaming chat completion. Fails over between candidates until one produced its
     /// first chunk; after that the stream is committed and a failure ends it with an error.
-    pub async fn chat_stream(&self, ctx: &RequestContext, req: ChatCompletionRequest) -> Result<ChatStream, ApiError> {
+    pub async fn chat_stream(
+        &self,
+        ctx: &RequestContext,
+        req: ChatCompletionRequest,
+    ) -> Result<ChatStream, ApiError> {
         let mut rec = Recorder::new(ctx, "chat.completions", &req.model, true);
         match self.chat_stream_inner(ctx, &req, &mut rec).await {
             Ok((first, rest, served, route)) => {
@@ -150,7 +174,11 @@ impl Pipeline {
                     first,
                     rest,
                 );
-                Ok(ChatStream { route, model: served.name, stream: stream.boxed() })
+                Ok(ChatStream {
+                    route,
+                    model: served.name,
+                    stream: stream.boxed(),
+                })
             }
             Err(e) => {
                 self.log.record(rec.finish_err(ctx, &e));
@@ -164,7 +192,15 @@ impl Pipeline {
         ctx: &RequestContext,
         req: &ChatCompletionRequest,
         rec: &mut Recorder,
-    ) -> Result<(ChatCompletionChunk, keel_providers::ChunkStream, Candidate, String), ApiError> {
+    ) -> Result<
+        (
+            ChatCompletionChunk,
+            keel_providers::ChunkStream,
+            Candidate,
+            String,
+        ),
+        ApiError,
+    > {
         validate::chat_request(req)?;
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
@@ -179,7 +215,9 @@ impl Pipeline {
                 match stream.next().await {
                     Some(Ok(first)) => Ok((first, stream)),
                     Some(Err(e)) => Err(e),
-                    None => Err(ProviderError::Stream("stream ended before its first chunk".into())),
+                    None => Err(ProviderError::Stream(
+                        "stream ended before its first chunk".into(),
+                    )),
                 }
             }
         })
@@ -188,7 +226,11 @@ impl Pipeline {
     }
 
     /// Embeddings, always as float vectors (the server encodes base64).
-    pub async fn embed(&self, ctx: &RequestContext, req: EmbeddingRequest) -> Result<EmbeddingResponse, ApiError> {
+    pub async fn embed(
+        &self,
+        ctx: &RequestContext,
+        req: EmbeddingRequest,
+    ) -> Result<EmbeddingResponse, ApiError> {
         let mut rec = Recorder::new(ctx, "embeddings", &req.model, false);
         let result = self.embed_inner(ctx, req, &mut rec).await;
         self.log.record(match &result {
@@ -207,8 +249,12 @@ impl Pipeline {
         validate::embedding_request(&req)?;
         let resolved = self.resolve(&req.model, Capability::Embeddings)?;
         rec.route(&resolved.route);
-        let candidates: Vec<Candidate> =
-            resolved.candidates.iter().filter(|c| c.config.can(Capability::Embeddings)).cloned().collect();
+        let candidates: Vec<Candidate> = resolved
+            .candidates
+            .iter()
+            .filter(|c| c.config.can(Capability::Embeddings))
+            .cloned()
+            .collect();
         if candidates.is_empty() {
             return Err(ApiError::unsupported(
                 "model",
@@ -223,7 +269,10 @@ impl Pipeline {
             async move { provider.embed(upstream).await }
         })
         .await?;
-        rec.usage(&served, keel_types::openai::Usage::new(resp.usage.prompt_tokens, 0));
+        rec.usage(
+            &served,
+            keel_types::openai::Usage::new(resp.usage.prompt_tokens, 0),
+        );
         resp.model = served.name;
         Ok(resp)
     }

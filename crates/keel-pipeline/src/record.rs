@@ -61,7 +61,10 @@ impl Recorder {
     pub fn usage(&mut self, c: &Candidate, usage: Usage) {
         self.record.input_tokens = Some(usage.prompt_tokens);
         self.record.output_tokens = Some(usage.completion_tokens);
-        self.record.cost_usd = Some(c.config.cost_usd(usage.prompt_tokens, usage.completion_tokens));
+        self.record.cost_usd = Some(
+            c.config
+                .cost_usd(usage.prompt_tokens, usage.completion_tokens),
+        );
     }
 
     pub fn ttft(&mut self, ctx: &RequestContext) {
@@ -90,7 +93,12 @@ impl Recorder {
     }
 
     /// A stream that started (HTTP 200 sent) and then failed or was abandoned.
-    pub fn finish_stream_err(mut self, ctx: &RequestContext, class: &str, message: String) -> RequestRecord {
+    pub fn finish_stream_err(
+        mut self,
+        ctx: &RequestContext,
+        class: &str,
+        message: String,
+    ) -> RequestRecord {
         self.record.status = 200;
         self.record.error_class = Some(class.to_owned());
         self.record.error_message = Some(message);

@@ -5,7 +5,9 @@
 use crate::{Catalog, Pipeline};
 use keel_config::{KeelConfig, StoreConfig};
 use keel_providers::ProviderRegistry;
-use keel_store::{PostgresStore, RequestLogStore, RequestLogWriter, SqliteStore, WriterHandle, WriterOptions};
+use keel_store::{
+    PostgresStore, RequestLogStore, RequestLogWriter, SqliteStore, WriterHandle, WriterOptions,
+};
 use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
@@ -41,9 +43,15 @@ impl Runtime {
             },
             &tracker,
         );
-        let registry = ProviderRegistry::build(config).map_err(|e| StartError::Providers(e.to_string()))?;
+        let registry =
+            ProviderRegistry::build(config).map_err(|e| StartError::Providers(e.to_string()))?;
         let catalog = Catalog::build(config, &registry).map_err(StartError::Catalog)?;
-        Ok(Self { pipeline: Pipeline::new(catalog, log), registry, tracker, writer })
+        Ok(Self {
+            pipeline: Pipeline::new(catalog, log),
+            registry,
+            tracker,
+            writer,
+        })
     }
 
     /// Flushes every queued request record and stops the writer.
@@ -62,11 +70,17 @@ async fn open_store(config: &StoreConfig) -> Result<Arc<dyn RequestLogStore>, St
             let store = SqliteStore::open(path).map_err(|e| StartError::Store(e.to_string()))?;
             Ok(Arc::new(store))
         }
-        StoreConfig::Postgres { url_env, schema, .. } => {
+        StoreConfig::Postgres {
+            url_env, schema, ..
+        } => {
             let url = std::env::var(url_env).map_err(|_| {
-                StartError::Store(format!("environment variable {url_env} (store.url_env) is not set"))
+                StartError::Store(format!(
+                    "environment variable {url_env} (store.url_env) is not set"
+                ))
             })?;
-            let store = PostgresStore::connect(&url, schema).await.map_err(|e| StartError::Store(e.to_string()))?;
+            let store = PostgresStore::connect(&url, schema)
+                .await
+                .map_err(|e| StartError::Store(e.to_string()))?;
             Ok(Arc::new(store))
         }
     }

@@ -35,7 +35,15 @@ impl RecordedStream {
         first: ChatCompletionChunk,
         inner: ChunkStream,
     ) -> Self {
-        Self { ctx, rec: Some(rec), log, served, include_usage, first: Some(first), inner }
+        Self {
+            ctx,
+            rec: Some(rec),
+            log,
+            served,
+            include_usage,
+            first: Some(first),
+            inner,
+        }
     }
 
     fn finish(&mut self, error: Option<(&str, String)>) {
@@ -83,10 +91,10 @@ impl Stream for RecordedStream {
                 }
                 Some(Ok(mut chunk)) => {
                     chunk.model.clone_from(&this.served.name);
-                    if carries_output(&chunk) {
-                        if let Some(rec) = this.rec.as_mut() {
-                            rec.ttft(&this.ctx);
-                        }
+                    if carries_output(&chunk)
+                        && let Some(rec) = this.rec.as_mut()
+                    {
+                        rec.ttft(&this.ctx);
                     }
                     if let Some(usage) = chunk.usage {
                         if let Some(rec) = this.rec.as_mut() {
@@ -109,7 +117,10 @@ impl Stream for RecordedStream {
 impl Drop for RecordedStream {
     fn drop(&mut self) {
         if self.rec.is_some() {
-            self.finish(Some(("client_closed", "the client disconnected before the stream finished".into())));
+            self.finish(Some((
+                "client_closed",
+                "the client disconnected before the stream finished".into(),
+            )));
         }
     }
 }

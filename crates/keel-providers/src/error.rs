@@ -7,7 +7,11 @@ use std::time::Duration;
 pub enum ProviderError {
     /// The upstream answered with a non-success HTTP status.
     #[error("upstream returned HTTP {status}: {message}")]
-    Status { status: u16, message: String, retry_after: Option<Duration> },
+    Status {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// No complete answer within the attempt's deadline.
     #[error("upstream timed out after {}ms", .0.as_millis())]
     Timeout(Duration),
@@ -25,12 +29,18 @@ pub enum ProviderError {
     Unsupported { param: String, message: String },
     /// The request does not fit the model (context window, bad input).
     #[error("{message}")]
-    InvalidRequest { param: Option<String>, message: String },
+    InvalidRequest {
+        param: Option<String>,
+        message: String,
+    },
     /// The prompt (plus the requested output) does not fit the model's context window.
     #[error(
         "this model's maximum context length is {context_window} tokens; your messages resulted in {prompt_tokens} tokens"
     )]
-    ContextLength { prompt_tokens: u32, context_window: u32 },
+    ContextLength {
+        prompt_tokens: u32,
+        context_window: u32,
+    },
     /// The provider is still starting (local models loading).
     #[error("the model is still loading; retry shortly")]
     NotReady,
@@ -65,7 +75,9 @@ impl ProviderError {
                 _ => ErrorCode::UpstreamError,
             },
             Self::Timeout(_) => ErrorCode::UpstreamTimeout,
-            Self::Connect(_) | Self::InvalidResponse(_) | Self::Stream(_) => ErrorCode::UpstreamError,
+            Self::Connect(_) | Self::InvalidResponse(_) | Self::Stream(_) => {
+                ErrorCode::UpstreamError
+            }
             Self::Unsupported { .. } => ErrorCode::UnsupportedParameter,
             Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             Self::Overloaded => ErrorCode::Overloaded,
@@ -106,7 +118,11 @@ impl ProviderError {
             }
             _ => format!("upstream {upstream} failed: {self}"),
         };
-        ApiError { code: self.code(), message, param }
+        ApiError {
+            code: self.code(),
+            message,
+            param,
+        }
     }
 }
 
@@ -116,13 +132,22 @@ mod tests {
 
     #[test]
     fn retryability_follows_status() {
-        let s = |status| ProviderError::Status { status, message: String::new(), retry_after: None };
+        let s = |status| ProviderError::Status {
+            status,
+            message: String::new(),
+            retry_after: None,
+        };
         assert!(s(503).retryable());
         assert!(s(429).retryable());
         assert!(!s(400).retryable());
         assert!(!s(401).retryable());
         assert_eq!(s(401).code(), ErrorCode::UpstreamError);
-        assert_eq!(ProviderError::Timeout(Duration::from_secs(1)).code().http_status(), 504);
+        assert_eq!(
+            ProviderError::Timeout(Duration::from_secs(1))
+                .code()
+                .http_status(),
+            504
+        );
     }
 
     #[test]

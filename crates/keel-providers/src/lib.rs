@@ -26,7 +26,6 @@ pub mod sse;
 pub use error::ProviderError;
 pub use registry::ProviderRegistry;
 
-
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use keel_types::openai::{

@@ -24,11 +24,17 @@ impl ProviderRegistry {
             match provider {
                 ProviderConfig::OpenaiCompat(http) => {
                     let key = api_key(http.api_key_env.as_deref());
-                    registry.insert(name, Arc::new(OpenAiCompatProvider::new(name.clone(), http, key)?));
+                    registry.insert(
+                        name,
+                        Arc::new(OpenAiCompatProvider::new(name.clone(), http, key)?),
+                    );
                 }
                 ProviderConfig::Anthropic(http) => {
                     let key = api_key(http.api_key_env.as_deref());
-                    registry.insert(name, Arc::new(AnthropicProvider::new(name.clone(), http, key)?));
+                    registry.insert(
+                        name,
+                        Arc::new(AnthropicProvider::new(name.clone(), http, key)?),
+                    );
                 }
                 ProviderConfig::Local(local) => {
                     let p = Arc::new(LocalProvider::spawn_load(
@@ -71,7 +77,10 @@ fn api_key(env: Option<&str>) -> Option<Secret<String>> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(Secret::new(v)),
         _ => {
-            tracing::warn!(env = var, "API key environment variable is not set; sending no key");
+            tracing::warn!(
+                env = var,
+                "API key environment variable is not set; sending no key"
+            );
             None
         }
     }

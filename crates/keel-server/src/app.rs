@@ -11,6 +11,7 @@ use axum::http::{Method, Uri};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::StreamExt;
 use keel_types::{ApiError, ErrorCode};
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -21,7 +22,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 ///    `x-request-id` response header, so even a panic or a 401 carries one.
 /// 2. `CatchPanicLayer` — turns a handler panic into an OpenAI-shaped 500 instead of a
 ///    dropped connection.
-/// 3. `shed_layer` — takes one permit of `server.max_concurrency`; none left is a 503.
+/// 3. `shed_layer` — takes one permit of `server.max_concurrency` for the request (for an SSE
+///    response, until the stream ends); none left is a 503.
 /// 4. `auth_layer` — reads `Authorization`, writes a `Caller`; routes in `auth::ALLOW_LIST`
 ///    pass without a key.
 /// 5. The routes; unknown paths and methods get OpenAI-shaped 404/405s.
@@ -31,7 +33,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(routes::chat::chat_handler))
-        .route("/v1/embeddings", post(routes::embeddings::embeddings_handler))
+        .route(
+            "/v1/embeddings",
+            post(routes::embeddings::embeddings_handler),
+        )
         .route("/v1/messages", post(routes::messages::messages_handler))
         .route("/v1/models", get(routes::models::list_handler))
         .route("/v1/models/{id}", get(routes::models::get_handler))
@@ -50,8 +55,20 @@ async fn shed_layer(State(state): State<AppState>, req: Request, next: Next) -> 
     match state.in_flight.clone().try_acquire_owned() {
         Ok(permit) => {
             let resp = next.run(req).await;
-            drop(permit);
-            resp
+            let is_stream = resp
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            if !is_stream {
+                return resp;
+            }
+            // A stream holds its permit until its last byte is sent (or the client leaves).
+            let (parts, body) = resp.into_parts();
+            let body = body.into_data_stream().map(move |chunk| {
+                let _held = &permit;
+                chunk
+            });
+            Response::from_parts(parts, axum::body::Body::from_stream(body))
         }
         Err(_) => OpenAiError(ApiError::new(
             ErrorCode::Overloaded,
@@ -62,7 +79,10 @@ async fn shed_layer(State(state): State<AppState>, req: Request, next: Next) -> 
 }
 
 async fn not_found_handler(method: Method, uri: Uri) -> OpenAiError {
-    OpenAiError(ApiError::new(ErrorCode::NotFound, format!("unknown request URL: {method} {}", uri.path())))
+    OpenAiError(ApiError::new(
+        ErrorCode::NotFound,
+        format!("unknown request URL: {method} {}", uri.path()),
+    ))
 }
 
 async fn method_not_allowed_handler(method: Method, uri: Uri) -> OpenAiError {
@@ -74,5 +94,8 @@ async fn method_not_allowed_handler(method: Method, uri: Uri) -> OpenAiError {
 
 fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    OpenAiError(ApiError::internal("internal error; the request was not completed")).into_response()
+    OpenAiError(ApiError::internal(
+        "internal error; the request was not completed",
+    ))
+    .into_response()
 }

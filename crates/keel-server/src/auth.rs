@@ -35,7 +35,13 @@ impl Authenticator {
             .filter_map(|k| {
                 let mut digest = [0u8; 32];
                 hex::decode_to_slice(&k.sha256, &mut digest).ok()?;
-                Some((digest, Caller { key_id: Some(k.id.clone()), tenant: Some(k.tenant.clone()) }))
+                Some((
+                    digest,
+                    Caller {
+                        key_id: Some(k.id.clone()),
+                        tenant: Some(k.tenant.clone()),
+                    },
+                ))
             })
             .collect();
         Self { keys }
@@ -61,7 +67,10 @@ impl Authenticator {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <key>'"))?;
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.keys.get(&digest).cloned().ok_or_else(|| unauthorized("invalid API key"))
+        self.keys
+            .get(&digest)
+            .cloned()
+            .ok_or_else(|| unauthorized("invalid API key"))
     }
 }
 
@@ -74,16 +83,25 @@ pub async fn auth_layer(State(state): State<AppState>, mut req: Request, next: N
     if ALLOW_LIST.contains(&req.uri().path()) {
         return next.run(req).await;
     }
-    let header = req.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     match state.auth.check(header) {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             next.run(req).await
         }
         Err(e) => {
-            let id = req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+            let id = req
+                .extensions()
+                .get::<RequestId>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default();
             let ctx = state.context(&id, &Caller::default());
-            state.pipeline.record_rejected(&ctx, req.uri().path(), "", &e);
+            state
+                .pipeline
+                .record_rejected(&ctx, req.uri().path(), "", &e);
             OpenAiError(e).into_response()
         }
     }
@@ -94,7 +112,11 @@ mod tests {
     use super::*;
 
     fn auth() -> Authenticator {
-        Authenticator::new(&[ApiKeyConfig { id: "k1".into(), tenant: "acme".into(), sha256: hash_key("sk-test-1") }])
+        Authenticator::new(&[ApiKeyConfig {
+            id: "k1".into(),
+            tenant: "acme".into(),
+            sha256: hash_key("sk-test-1"),
+        }])
     }
 
     #[test]
@@ -106,7 +128,12 @@ mod tests {
 
     #[test]
     fn wrong_missing_or_malformed_keys_are_401() {
-        for h in [None, Some("Bearer sk-wrong"), Some("sk-test-1"), Some("Bearer ")] {
+        for h in [
+            None,
+            Some("Bearer sk-wrong"),
+            Some("sk-test-1"),
+            Some("Bearer "),
+        ] {
             let e = auth().check(h).unwrap_err();
             assert_eq!(e.code.http_status(), 401, "{h:?}");
         }

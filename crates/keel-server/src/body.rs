@@ -18,7 +18,10 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, ApiE
                 format!("request body is larger than the limit of {limit} bytes"),
             )
         } else {
-            ApiError::new(ErrorCode::InvalidRequest, format!("could not read the request body: {e}"))
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("could not read the request body: {e}"),
+            )
         }
     })
 }
@@ -26,29 +29,45 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<bytes::Bytes, ApiE
 /// Parses JSON into `T`. Syntax errors name line and column; type errors name the field path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(ErrorCode::InvalidJson, "the request body is empty; expected a JSON object"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "the request body is empty; expected a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => ApiError::new(
-                ErrorCode::InvalidJson,
-                format!(
-                    "the request body is not valid JSON: {} at line {} column {}",
-                    strip_position(&inner.to_string()),
-                    inner.line(),
-                    inner.column()
-                ),
-            ),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                ApiError::new(
+                    ErrorCode::InvalidJson,
+                    format!(
+                        "the request body is not valid JSON: {} at line {} column {}",
+                        strip_position(&inner.to_string()),
+                        inner.line(),
+                        inner.column()
+                    ),
+                )
+            }
             serde_json::error::Category::Data | serde_json::error::Category::Io => {
-                let param = if path == "." { None } else { Some(path.clone()) };
+                let param = if path == "." {
+                    None
+                } else {
+                    Some(path.clone())
+                };
                 let message = match &param {
-                    Some(p) => format!("invalid value for '{p}': {}", strip_position(&inner.to_string())),
+                    Some(p) => format!(
+                        "invalid value for '{p}': {}",
+                        strip_position(&inner.to_string())
+                    ),
                     None => format!("invalid request: {}", strip_position(&inner.to_string())),
                 };
-                ApiError { code: ErrorCode::InvalidRequest, message, param }
+                ApiError {
+                    code: ErrorCode::InvalidRequest,
+                    message,
+                    param,
+                }
             }
         }
     })
@@ -69,23 +88,34 @@ mod tests {
 
     #[test]
     fn syntax_error_names_line_and_column() {
-        let e = parse_json::<ChatCompletionRequest>(b"{\n  \"model\": \"m\",\n  \"messages\": [}\n").unwrap_err();
+        let e =
+            parse_json::<ChatCompletionRequest>(b"{\n  \"model\": \"m\",\n  \"messages\": [}\n")
+                .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidJson);
         assert!(e.message.contains("line 3 column"), "{}", e.message);
     }
 
     #[test]
     fn type_error_names_the_field() {
-        let e = parse_json::<ChatCompletionRequest>(br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#)
-            .unwrap_err();
+        let e = parse_json::<ChatCompletionRequest>(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("temperature"));
-        let e = parse_json::<ChatCompletionRequest>(br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#).unwrap_err();
+        let e = parse_json::<ChatCompletionRequest>(
+            br#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].role"));
     }
 
     #[test]
     fn missing_field_is_named() {
         let e = parse_json::<ChatCompletionRequest>(br#"{"model":"m"}"#).unwrap_err();
-        assert!(e.message.contains("missing field `messages`"), "{}", e.message);
+        assert!(
+            e.message.contains("missing field `messages`"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -28,7 +28,10 @@ pub enum ServeError {
     )]
     OpenWithoutKeys(SocketAddr),
     #[error("could not listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Start(#[from] keel_pipeline::StartError),
     #[error("server failed: {0}")]
@@ -48,7 +51,9 @@ pub fn check_bind(addr: SocketAddr, keys_configured: bool) -> Result<(), ServeEr
 pub async fn bind(config: &KeelConfig) -> Result<TcpListener, ServeError> {
     let addr = config.server.listen;
     check_bind(addr, !config.auth.keys.is_empty())?;
-    TcpListener::bind(addr).await.map_err(|source| ServeError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 /// Builds the runtime and serves on `listener` until `shutdown` resolves, then shuts down in
@@ -97,7 +102,10 @@ pub async fn serve(
     let grace = config.server.shutdown_grace;
     if tokio::time::timeout(grace, &mut server).await.is_err() {
         // Phase 3: cut what is still open.
-        tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown: grace period over; ending open streams");
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "shutdown: grace period over; ending open streams"
+        );
         streams_deadline.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), &mut server).await;
     }
@@ -118,7 +126,10 @@ mod tests {
         let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
         assert!(check_bind(lo, false).is_ok());
         assert!(check_bind(lo6, false).is_ok());
-        assert!(matches!(check_bind(any, false), Err(ServeError::OpenWithoutKeys(_))));
+        assert!(matches!(
+            check_bind(any, false),
+            Err(ServeError::OpenWithoutKeys(_))
+        ));
         assert!(check_bind(any, true).is_ok());
     }
 }

@@ -12,16 +12,23 @@ use std::convert::Infallible;
 use tokio_util::sync::CancellationToken;
 
 /// OpenAI's format: `data: <chunk>` events, then `data: [DONE]`.
-pub fn openai(chunks: BoxStream<'static, Result<ChatCompletionChunk, ApiError>>, deadline: CancellationToken) -> Response {
+pub fn openai(
+    chunks: BoxStream<'static, Result<ChatCompletionChunk, ApiError>>,
+    deadline: CancellationToken,
+) -> Response {
     let events = chunks
         .map(|item| match item {
-            Ok(chunk) => Event::default().json_data(&chunk).unwrap_or_else(|e| error_event(&ApiError::internal(e.to_string()))),
+            Ok(chunk) => Event::default()
+                .json_data(&chunk)
+                .unwrap_or_else(|e| error_event(&ApiError::internal(e.to_string()))),
             Err(e) => error_event(&e),
         })
         .chain(stream::once(async { Event::default().data("[DONE]") }))
         .take_until(deadline.cancelled_owned())
         .map(Ok::<_, Infallible>);
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 fn error_event(e: &ApiError) -> Event {
@@ -40,5 +47,7 @@ pub fn anthropic(events: BoxStream<'static, StreamEvent>, deadline: Cancellation
         })
         .take_until(deadline.cancelled_owned())
         .map(Ok::<_, Infallible>);
-    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

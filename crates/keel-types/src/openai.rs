@@ -57,7 +57,9 @@ impl ChatCompletionRequest {
     }
 
     pub fn wants_stream_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage.unwrap_or(false))
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage.unwrap_or(false))
     }
 
     pub fn stop_sequences(&self) -> Vec<String> {
@@ -212,7 +214,11 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(prompt_tokens: u32, completion_tokens: u32) -> Self {
-        Self { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
+        Self {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        }
     }
 }
 
@@ -312,13 +318,23 @@ pub struct FunctionCallDelta {
 
 impl ChatCompletionChunk {
     /// A chunk with one choice carrying `delta`.
-    pub fn delta(id: &str, created: u64, model: &str, delta: Delta, finish: Option<FinishReason>) -> Self {
+    pub fn delta(
+        id: &str,
+        created: u64,
+        model: &str,
+        delta: Delta,
+        finish: Option<FinishReason>,
+    ) -> Self {
         Self {
             id: id.to_owned(),
             object: "chat.completion.chunk".into(),
             created,
             model: model.to_owned(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish }],
+            choices: vec![ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+            }],
             usage: None,
             system_fingerprint: None,
         }

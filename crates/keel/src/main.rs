@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "keel", version, about = "An OpenAI-compatible gateway that makes generative AI operationally trustworthy")]
+#[command(
+    name = "keel",
+    version,
+    about = "An OpenAI-compatible gateway that makes generative AI operationally trustworthy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,12 +89,32 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
-        Command::Config { command: ConfigCommand::Validate { path } } => validate(path.as_deref()),
-        Command::Keys { command: KeysCommand::New { tenant, id } } => new_key(&tenant, id),
-        Command::Models { command: ModelsCommand::Fetch } => fetch_models(),
-        Command::Serve { config, listen } => runtime().and_then(|rt| rt.block_on(serve(config.as_deref(), listen))),
-        Command::Ask { question, model, config, max_tokens, temperature } => runtime().and_then(|rt| {
-            rt.block_on(ask(config.as_deref(), question, model, max_tokens, temperature))
+        Command::Config {
+            command: ConfigCommand::Validate { path },
+        } => validate(path.as_deref()),
+        Command::Keys {
+            command: KeysCommand::New { tenant, id },
+        } => new_key(&tenant, id),
+        Command::Models {
+            command: ModelsCommand::Fetch,
+        } => fetch_models(),
+        Command::Serve { config, listen } => {
+            runtime().and_then(|rt| rt.block_on(serve(config.as_deref(), listen)))
+        }
+        Command::Ask {
+            question,
+            model,
+            config,
+            max_tokens,
+            temperature,
+        } => runtime().and_then(|rt| {
+            rt.block_on(ask(
+                config.as_deref(),
+                question,
+                model,
+                max_tokens,
+                temperature,
+            ))
         }),
     };
     match result {
@@ -105,11 +129,17 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn load_config(path: Option<&Path>) -> Result<KeelConfig> {
@@ -159,7 +189,10 @@ fn new_key(tenant: &str, id: Option<String>) -> Result<()> {
     let key = format!("sk-keel-{}", hex_encode(&bytes));
     let id = id.unwrap_or_else(|| format!("{tenant}-{}", &hex_encode(&bytes[..3])));
     println!("key (shown once, keel stores only its hash): {key}\n");
-    println!("[[auth.keys]]\nid = \"{id}\"\ntenant = \"{tenant}\"\nsha256 = \"{}\"", keel_server::auth::hash_key(&key));
+    println!(
+        "[[auth.keys]]\nid = \"{id}\"\ntenant = \"{tenant}\"\nsha256 = \"{}\"",
+        keel_server::auth::hash_key(&key)
+    );
     Ok(())
 }
 
@@ -206,11 +239,21 @@ async fn shutdown_signal() {
     }
 }
 
-async fn ask(config: Option<&Path>, question: String, model: String, max_tokens: Option<u32>, temperature: Option<f32>) -> Result<()> {
+async fn ask(
+    config: Option<&Path>,
+    question: String,
+    model: String,
+    max_tokens: Option<u32>,
+    temperature: Option<f32>,
+) -> Result<()> {
     let config = load_config(config)?;
     let runtime = Runtime::start(&config).await?;
     eprintln!("loading models...");
-    runtime.registry.wait_ready().await.context("loading models")?;
+    runtime
+        .registry
+        .wait_ready()
+        .await
+        .context("loading models")?;
     let request = ChatCompletionRequest {
         model,
         messages: vec![ChatMessage::text(Role::User, question)],
@@ -218,13 +261,22 @@ async fn ask(config: Option<&Path>, question: String, model: String, max_tokens:
         temperature,
         ..Default::default()
     };
-    let ctx = RequestContext::new(keel_types::ids::request_id(), None, None, Duration::from_secs(600));
+    let ctx = RequestContext::new(
+        keel_types::ids::request_id(),
+        None,
+        None,
+        Duration::from_secs(600),
+    );
     let started = Instant::now();
     let result = runtime.pipeline.chat(&ctx, request).await;
     let elapsed = started.elapsed();
     runtime.shutdown().await;
     let resp = result.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let answer = resp.choices.first().and_then(|c| c.message.content.clone()).unwrap_or_default();
+    let answer = resp
+        .choices
+        .first()
+        .and_then(|c| c.message.content.clone())
+        .unwrap_or_default();
     println!("{answer}");
     let usage = resp.usage.unwrap_or_default();
     eprintln!(

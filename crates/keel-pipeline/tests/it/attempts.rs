@@ -12,7 +12,14 @@ async fn a_503_falls_back_to_the_next_model_and_both_attempts_are_recorded() {
     let ctx = h.ctx(Duration::from_secs(10));
     let resp = h.pipeline.chat(&ctx, chat("chain", false)).await.unwrap();
     assert_eq!(resp.model, "b");
-    assert!(resp.choices[0].message.content.as_deref().unwrap().contains("hello upstream"));
+    assert!(
+        resp.choices[0]
+            .message
+            .content
+            .as_deref()
+            .unwrap()
+            .contains("hello upstream")
+    );
     assert_eq!(h.primary.request_count(), 1);
     assert_eq!(h.secondary.request_count(), 1);
     // The upstream saw its own model id, not the route name.
@@ -34,7 +41,11 @@ async fn a_client_error_does_not_fall_back() {
     let mut h = Harness::start().await;
     h.primary.push(Behavior::status(400));
     let ctx = h.ctx(Duration::from_secs(10));
-    let err = h.pipeline.chat(&ctx, chat("chain", false)).await.unwrap_err();
+    let err = h
+        .pipeline
+        .chat(&ctx, chat("chain", false))
+        .await
+        .unwrap_err();
     assert_eq!(err.code.http_status(), 400);
     assert_eq!(h.secondary.request_count(), 0);
     let rec = h.record(&ctx.request_id).await;
@@ -48,7 +59,11 @@ async fn when_every_upstream_fails_the_error_names_each() {
     h.primary.push(Behavior::status(500));
     h.secondary.push(Behavior::Reset);
     let ctx = h.ctx(Duration::from_secs(10));
-    let err = h.pipeline.chat(&ctx, chat("chain", false)).await.unwrap_err();
+    let err = h
+        .pipeline
+        .chat(&ctx, chat("chain", false))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::UpstreamError);
     assert!(err.message.contains("primary/model-a"), "{}", err.message);
     assert!(err.message.contains("secondary/model-b"), "{}", err.message);
@@ -63,9 +78,17 @@ async fn the_request_deadline_bounds_a_stalled_upstream() {
     let mut h = Harness::start().await;
     h.primary.push(Behavior::Stall);
     let ctx = h.ctx(Duration::from_millis(300));
-    let err = h.pipeline.chat(&ctx, chat("chain", false)).await.unwrap_err();
+    let err = h
+        .pipeline
+        .chat(&ctx, chat("chain", false))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::UpstreamTimeout);
-    assert_eq!(h.secondary.request_count(), 0, "no attempt starts after the deadline");
+    assert_eq!(
+        h.secondary.request_count(),
+        0,
+        "no attempt starts after the deadline"
+    );
     let rec = h.record(&ctx.request_id).await;
     assert_eq!(rec.status, 504);
     assert_eq!(rec.attempts[0].outcome, "timeout");
@@ -75,9 +98,17 @@ async fn the_request_deadline_bounds_a_stalled_upstream() {
 async fn an_unknown_model_is_404_and_still_recorded() {
     let mut h = Harness::start().await;
     let ctx = h.ctx(Duration::from_secs(10));
-    let err = h.pipeline.chat(&ctx, chat("nope", false)).await.unwrap_err();
+    let err = h
+        .pipeline
+        .chat(&ctx, chat("nope", false))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::ModelNotFound);
-    assert!(err.message.contains("chain"), "lists what exists: {}", err.message);
+    assert!(
+        err.message.contains("chain"),
+        "lists what exists: {}",
+        err.message
+    );
     let rec = h.record(&ctx.request_id).await;
     assert_eq!(rec.status, 404);
     assert!(rec.attempts.is_empty());

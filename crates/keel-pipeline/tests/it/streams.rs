@@ -12,7 +12,11 @@ async fn a_stream_fails_over_before_its_first_chunk() {
     let mut h = Harness::start().await;
     h.primary.push(Behavior::Reset);
     let ctx = h.ctx(Duration::from_secs(10));
-    let s = h.pipeline.chat_stream(&ctx, chat("chain", true)).await.unwrap();
+    let s = h
+        .pipeline
+        .chat_stream(&ctx, chat("chain", true))
+        .await
+        .unwrap();
     assert_eq!(s.model, "b");
     let chunks: Vec<_> = s.stream.collect().await;
     let text: String = chunks
@@ -21,23 +25,41 @@ async fn a_stream_fails_over_before_its_first_chunk() {
         .flat_map(|c| c.choices.iter().filter_map(|ch| ch.delta.content.clone()))
         .collect();
     assert!(text.contains("hello upstream"), "{text}");
-    assert!(chunks.iter().all(|c| c.as_ref().unwrap().usage.is_none()), "usage not asked for");
+    assert!(
+        chunks.iter().all(|c| c.as_ref().unwrap().usage.is_none()),
+        "usage not asked for"
+    );
     let rec = h.record(&ctx.request_id).await;
     assert_eq!(rec.attempts.len(), 2);
-    assert!(rec.output_tokens.unwrap() > 0, "usage is recorded even when not sent");
+    assert!(
+        rec.output_tokens.unwrap() > 0,
+        "usage is recorded even when not sent"
+    );
     assert!(rec.ttft_ms.is_some());
 }
 
 #[tokio::test]
 async fn a_committed_stream_that_breaks_ends_with_an_error_not_silence() {
     let mut h = Harness::start().await;
-    h.primary.push(Behavior::TruncatedStream { after_chunks: 2 });
+    h.primary
+        .push(Behavior::TruncatedStream { after_chunks: 2 });
     let ctx = h.ctx(Duration::from_secs(10));
-    let s = h.pipeline.chat_stream(&ctx, chat("chain", true)).await.unwrap();
+    let s = h
+        .pipeline
+        .chat_stream(&ctx, chat("chain", true))
+        .await
+        .unwrap();
     assert_eq!(s.model, "a");
     let items: Vec<_> = s.stream.collect().await;
-    assert!(items.last().unwrap().is_err(), "the truncation must surface");
-    assert_eq!(h.secondary.request_count(), 0, "no failover after the first chunk");
+    assert!(
+        items.last().unwrap().is_err(),
+        "the truncation must surface"
+    );
+    assert_eq!(
+        h.secondary.request_count(),
+        0,
+        "no failover after the first chunk"
+    );
     let rec = h.record(&ctx.request_id).await;
     assert_eq!(rec.error_class.as_deref(), Some("stream"));
 }
@@ -46,7 +68,9 @@ async fn a_committed_stream_that_breaks_ends_with_an_error_not_silence() {
 async fn include_usage_sends_the_usage_chunk_last() {
     let h = Harness::start().await;
     let mut req = chat("a", true);
-    req.stream_options = Some(StreamOptions { include_usage: Some(true) });
+    req.stream_options = Some(StreamOptions {
+        include_usage: Some(true),
+    });
     let ctx = h.ctx(Duration::from_secs(10));
     let s = h.pipeline.chat_stream(&ctx, req).await.unwrap();
     let chunks: Vec<_> = s.stream.map(|c| c.unwrap()).collect().await;
@@ -59,9 +83,15 @@ async fn include_usage_sends_the_usage_chunk_last() {
 #[tokio::test]
 async fn a_client_that_walks_away_is_recorded() {
     let mut h = Harness::start().await;
-    h.primary.push(Behavior::SlowStream { per_chunk: Duration::from_millis(50) });
+    h.primary.push(Behavior::SlowStream {
+        per_chunk: Duration::from_millis(50),
+    });
     let ctx = h.ctx(Duration::from_secs(10));
-    let mut s = h.pipeline.chat_stream(&ctx, chat("chain", true)).await.unwrap();
+    let mut s = h
+        .pipeline
+        .chat_stream(&ctx, chat("chain", true))
+        .await
+        .unwrap();
     let _first = s.stream.next().await.unwrap().unwrap();
     drop(s);
     let rec = h.record(&ctx.request_id).await;

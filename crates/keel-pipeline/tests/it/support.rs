@@ -3,7 +3,9 @@
 
 use keel_pipeline::{Catalog, Pipeline, RequestContext};
 use keel_providers::ProviderRegistry;
-use keel_store::{RequestLogStore, RequestLogWriter, RequestRecord, SqliteStore, WriterHandle, WriterOptions};
+use keel_store::{
+    RequestLogStore, RequestLogWriter, RequestRecord, SqliteStore, WriterHandle, WriterOptions,
+};
 use keel_testkit::MockUpstream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,16 +54,32 @@ models = ["a", "b"]
         let tracker = TaskTracker::new();
         let (log, writer) = RequestLogWriter::spawn(
             store.clone(),
-            WriterOptions { queue_capacity: 1024, batch_size: 16, flush_interval: Duration::from_millis(10) },
+            WriterOptions {
+                queue_capacity: 1024,
+                batch_size: 16,
+                flush_interval: Duration::from_millis(10),
+            },
             &tracker,
         );
         let registry = ProviderRegistry::build(&config).unwrap();
         let catalog = Catalog::build(&config, &registry).unwrap();
-        Self { primary, secondary, pipeline: Pipeline::new(catalog, log), store, writer: Some(writer), _dir: dir }
+        Self {
+            primary,
+            secondary,
+            pipeline: Pipeline::new(catalog, log),
+            store,
+            writer: Some(writer),
+            _dir: dir,
+        }
     }
 
     pub fn ctx(&self, timeout: Duration) -> RequestContext {
-        RequestContext::new(keel_types::ids::request_id(), Some("acme".into()), Some("k1".into()), timeout)
+        RequestContext::new(
+            keel_types::ids::request_id(),
+            Some("acme".into()),
+            Some("k1".into()),
+            timeout,
+        )
     }
 
     /// Flushes the writer and reads the record of `id`.
@@ -69,7 +87,11 @@ models = ["a", "b"]
         if let Some(w) = self.writer.take() {
             w.shutdown().await.unwrap();
         }
-        self.store.get(id).await.unwrap().expect("a record for every request")
+        self.store
+            .get(id)
+            .await
+            .unwrap()
+            .expect("a record for every request")
     }
 }
 

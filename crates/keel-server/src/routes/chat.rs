@@ -18,7 +18,15 @@ pub async fn chat_handler(
     Extension(caller): Extension<Caller>,
     body: Body,
 ) -> Response {
-    let (ctx, req) = match accept::<ChatCompletionRequest>(&state, &request_id, &caller, "chat.completions", body).await {
+    let (ctx, req) = match accept::<ChatCompletionRequest>(
+        &state,
+        &request_id,
+        &caller,
+        "chat.completions",
+        body,
+    )
+    .await
+    {
         Ok(v) => v,
         Err(e) => return OpenAiError(e).into_response(),
     };

@@ -18,10 +18,11 @@ pub async fn embeddings_handler(
     Extension(caller): Extension<Caller>,
     body: Body,
 ) -> Response {
-    let (ctx, req) = match accept::<EmbeddingRequest>(&state, &request_id, &caller, "embeddings", body).await {
-        Ok(v) => v,
-        Err(e) => return OpenAiError(e).into_response(),
-    };
+    let (ctx, req) =
+        match accept::<EmbeddingRequest>(&state, &request_id, &caller, "embeddings", body).await {
+            Ok(v) => v,
+            Err(e) => return OpenAiError(e).into_response(),
+        };
     let format = req.encoding_format.unwrap_or_default();
     let route = req.model.clone();
     match state.pipeline.embed(&ctx, req).await {
@@ -55,8 +56,13 @@ mod tests {
     #[test]
     fn base64_round_trips_little_endian_floats() {
         let v = [0.5f32, -1.25, 3.0];
-        let b = base64::engine::general_purpose::STANDARD.decode(encode_base64(&v)).unwrap();
-        let back: Vec<f32> = b.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(encode_base64(&v))
+            .unwrap();
+        let back: Vec<f32> = b
+            .chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         assert_eq!(back, v);
     }
 }

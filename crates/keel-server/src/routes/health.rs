@@ -11,10 +11,15 @@ pub async fn healthz_handler() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-pub async fn readyz_handler(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+pub async fn readyz_handler(
+    State(state): State<AppState>,
+) -> (StatusCode, Json<serde_json::Value>) {
     if state.registry.all_ready() {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "loading"})))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "loading"})),
+        )
     }
 }

@@ -12,7 +12,9 @@ use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use keel_types::anthropic::{MessagesRequest, OpenAiToAnthropicStream, StreamEvent, from_openai_response, to_openai_request};
+use keel_types::anthropic::{
+    MessagesRequest, OpenAiToAnthropicStream, StreamEvent, from_openai_response, to_openai_request,
+};
 use keel_types::openai::StreamOptions;
 
 pub async fn messages_handler(
@@ -21,21 +23,26 @@ pub async fn messages_handler(
     Extension(caller): Extension<Caller>,
     body: Body,
 ) -> Response {
-    let (ctx, req) = match accept::<MessagesRequest>(&state, &request_id, &caller, "messages", body).await {
-        Ok(v) => v,
-        Err(e) => return AnthropicError(e).into_response(),
-    };
+    let (ctx, req) =
+        match accept::<MessagesRequest>(&state, &request_id, &caller, "messages", body).await {
+            Ok(v) => v,
+            Err(e) => return AnthropicError(e).into_response(),
+        };
     let mut chat = match to_openai_request(&req) {
         Ok(c) => c,
         Err(e) => {
-            state.pipeline.record_rejected(&ctx, "messages", &req.model, &e);
+            state
+                .pipeline
+                .record_rejected(&ctx, "messages", &req.model, &e);
             return AnthropicError(e).into_response();
         }
     };
     if req.is_stream() {
         chat.stream = Some(true);
         // Anthropic's closing message_delta carries usage, so always ask for it.
-        chat.stream_options = Some(StreamOptions { include_usage: Some(true) });
+        chat.stream_options = Some(StreamOptions {
+            include_usage: Some(true),
+        });
         match state.pipeline.chat_stream(&ctx, chat).await {
             Ok(stream) => {
                 let mut converter = OpenAiToAnthropicStream::new(stream.model.clone());

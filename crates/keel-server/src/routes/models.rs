@@ -11,7 +11,10 @@ pub async fn list_handler(State(state): State<AppState>) -> Json<ModelList> {
     Json(state.pipeline.models())
 }
 
-pub async fn get_handler(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ModelObject>, OpenAiError> {
+pub async fn get_handler(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelObject>, OpenAiError> {
     state
         .pipeline
         .models()
@@ -20,6 +23,12 @@ pub async fn get_handler(State(state): State<AppState>, Path(id): Path<String>) 
         .find(|m| m.id == id)
         .map(Json)
         .ok_or_else(|| {
-            OpenAiError(ApiError::new(ErrorCode::ModelNotFound, format!("the model \"{id}\" does not exist")).with_param("model"))
+            OpenAiError(
+                ApiError::new(
+                    ErrorCode::ModelNotFound,
+                    format!("the model \"{id}\" does not exist"),
+                )
+                .with_param("model"),
+            )
         })
 }
