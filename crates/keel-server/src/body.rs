@@ -109,6 +109,26 @@ mod tests {
         assert_eq!(e.param.as_deref(), Some("messages[0].role"));
     }
 
+    proptest::proptest! {
+        /// No byte string makes parsing panic; every failure is a 400 with a message.
+        #[test]
+        fn arbitrary_bodies_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Err(e) = parse_json::<ChatCompletionRequest>(&bytes) {
+                proptest::prop_assert_eq!(e.code.http_status(), 400);
+                proptest::prop_assert!(!e.message.is_empty());
+            }
+        }
+
+        /// JSON-shaped noise around the real field names still yields a named, 400 error.
+        #[test]
+        fn json_with_wrong_shapes_is_a_400(temp in proptest::prelude::any::<String>(), n in proptest::prelude::any::<i64>()) {
+            let body = serde_json::json!({"model": temp, "messages": n, "temperature": temp});
+            let e = parse_json::<ChatCompletionRequest>(body.to_string().as_bytes()).unwrap_err();
+            proptest::prop_assert_eq!(e.code.http_status(), 400);
+            proptest::prop_assert!(e.param.is_some());
+        }
+    }
+
     #[test]
     fn missing_field_is_named() {
         let e = parse_json::<ChatCompletionRequest>(br#"{"model":"m"}"#).unwrap_err();
