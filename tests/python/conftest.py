@@ -98,7 +98,7 @@ connect_timeout = "1s"
 [models.smollm2]
 provider = "local"
 upstream = "chat"
-context_window = 8192
+context_window = 4096
 capabilities = ["chat", "stream"]
 
 [models.minilm]
