@@ -24,7 +24,7 @@ echo "==> embedded models (fetched once into $KEEL_CACHE_DIR)"
 "$CARGO_TARGET_DIR/release/keel" models fetch
 
 echo "==> Rust tests"
-cargo test --release --workspace
+cargo test --release --workspace --no-fail-fast
 
 echo "==> end-to-end tests with the official SDKs"
 KEEL_BIN="$CARGO_TARGET_DIR/release/keel" \

@@ -197,7 +197,7 @@ upstream = "gpt-a"
         let e = errors("[routes.support]\nmodels = [\"a\"]\nfallbak = true\n");
         assert_eq!(e.len(), 1);
         assert!(
-            e[0].starts_with("routes.support: unknown field `fallbak`"),
+            e[0].starts_with("routes.support.fallbak: unknown field `fallbak`"),
             "{}",
             e[0]
         );

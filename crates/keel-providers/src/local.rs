@@ -68,6 +68,18 @@ impl LocalProvider {
         }
     }
 
+    /// Checks the request, then queues it on the chat engine.
+    fn start_generation(
+        &self,
+        request: &ChatCompletionRequest,
+    ) -> Result<tokio::sync::mpsc::Receiver<GenerateEvent>, ProviderError> {
+        check_supported(request)?;
+        self.engines()?
+            .chat
+            .generate(generate_request(request))
+            .map_err(local_error)
+    }
+
     fn engines(&self) -> Result<Arc<Engines>, ProviderError> {
         match &*self.state.borrow() {
             LoadState::Ready(e) => Ok(e.clone()),
@@ -181,12 +193,7 @@ impl Provider for LocalProvider {
         request: ChatCompletionRequest,
     ) -> BoxFuture<'_, Result<ChatCompletionResponse, ProviderError>> {
         Box::pin(async move {
-            check_supported(&request)?;
-            let engines = self.engines()?;
-            let mut rx = engines
-                .chat
-                .generate(generate_request(&request))
-                .map_err(local_error)?;
+            let mut rx = self.start_generation(&request)?;
             let mut text = String::new();
             while let Some(event) = rx.recv().await {
                 match event {
@@ -230,12 +237,7 @@ impl Provider for LocalProvider {
         request: ChatCompletionRequest,
     ) -> BoxFuture<'_, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
-            check_supported(&request)?;
-            let engines = self.engines()?;
-            let mut rx = engines
-                .chat
-                .generate(generate_request(&request))
-                .map_err(local_error)?;
+            let mut rx = self.start_generation(&request)?;
             let id = ids::completion_id();
             let created = now_secs();
             let model = request.model.clone();
