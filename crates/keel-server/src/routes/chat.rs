@@ -41,9 +41,11 @@ pub async fn chat_handler(
             Err(e) => OpenAiError(e).into_response(),
         }
     } else {
+        // A route resolves under the name it was asked by, so the request names it.
+        let route = req.model.clone();
         match state.pipeline.chat(&ctx, req).await {
             Ok(resp) => {
-                let (route, model) = route_and_model(&resp.keel, &resp.model);
+                let model = resp.model.clone();
                 let mut out = Json(resp).into_response();
                 served_headers(&mut out, &route, &model);
                 out
@@ -51,14 +53,4 @@ pub async fn chat_handler(
             Err(e) => OpenAiError(e).into_response(),
         }
     }
-}
-
-fn route_and_model(keel: &Option<serde_json::Value>, model: &str) -> (String, String) {
-    let route = keel
-        .as_ref()
-        .and_then(|k| k.get("route"))
-        .and_then(|r| r.as_str())
-        .unwrap_or_default()
-        .to_owned();
-    (route, model.to_owned())
 }
