@@ -23,6 +23,8 @@ pub struct KeelConfig {
     pub models: BTreeMap<String, ModelConfig>,
     #[serde(default)]
     pub routes: BTreeMap<String, RouteConfig>,
+    #[serde(default)]
+    pub observe: crate::observe::ObserveConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +74,9 @@ pub struct ApiKeyConfig {
     pub tenant: String,
     /// Hex SHA-256 of the key; `keel keys new` prints one. keel never stores the key.
     pub sha256: String,
+    /// An admin key may also read operator endpoints (`/metrics`). Traces stay per tenant.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

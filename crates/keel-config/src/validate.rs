@@ -155,10 +155,94 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
         }
     }
 
+    validate_observe(config, &mut err);
+
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+fn validate_observe(config: &KeelConfig, err: &mut impl FnMut(String, String)) {
+    let o = &config.observe;
+    if let Some(otlp) = &o.otlp {
+        if !is_http_url(&otlp.endpoint) {
+            err(
+                "observe.otlp.endpoint".into(),
+                format!(
+                    "must start with http:// or https://, got \"{}\"",
+                    otlp.endpoint
+                ),
+            );
+        }
+        if otlp.batch_size == 0 || otlp.queue_capacity == 0 {
+            err(
+                "observe.otlp".into(),
+                "batch_size and queue_capacity must be greater than 0".into(),
+            );
+        }
+    }
+    let d = &o.drift;
+    if d.baseline_size == 0 || d.window_size == 0 {
+        err(
+            "observe.drift".into(),
+            "baseline_size and window_size must be greater than 0".into(),
+        );
+    }
+    if d.min_samples > d.window_size {
+        err(
+            "observe.drift.min_samples".into(),
+            format!("must not exceed window_size ({})", d.window_size),
+        );
+    }
+    if !(0.0..=1.0).contains(&d.embed_sample_rate) {
+        err(
+            "observe.drift.embed_sample_rate".into(),
+            format!("must be between 0 and 1, got {}", d.embed_sample_rate),
+        );
+    }
+    for (field, v) in [
+        ("psi_threshold", d.psi_threshold),
+        ("centroid_threshold", d.centroid_threshold),
+    ] {
+        if !v.is_finite() || v <= 0.0 {
+            err(
+                format!("observe.drift.{field}"),
+                format!("must be a positive number, got {v}"),
+            );
+        }
+    }
+    if let Some(m) = &d.embeddings_model {
+        match config.models.get(m) {
+            None => err(
+                "observe.drift.embeddings_model".into(),
+                format!("unknown model \"{m}\""),
+            ),
+            Some(model) if !model.can(Capability::Embeddings) => err(
+                "observe.drift.embeddings_model".into(),
+                format!("model \"{m}\" does not have the \"embeddings\" capability"),
+            ),
+            Some(_) => {}
+        }
+    }
+    if let Some(url) = &d.webhook_url {
+        if !is_http_url(url) {
+            err(
+                "observe.drift.webhook_url".into(),
+                format!("must start with http:// or https://, got \"{url}\""),
+            );
+        }
+        if d.webhook_secret_env.is_none() {
+            err(
+                "observe.drift.webhook_secret_env".into(),
+                "required with webhook_url: alerts are always signed".into(),
+            );
+        }
     }
 }
 
@@ -181,6 +265,28 @@ upstream = "gpt-a"
             Ok(_) => Vec::new(),
             Err(es) => es.iter().map(ToString::to_string).collect(),
         }
+    }
+
+    #[test]
+    fn observe_errors_name_their_paths() {
+        let e = errors(
+            "[observe.otlp]\nendpoint = \"localhost:4318\"\n[observe.drift]\nembeddings_model = \"a\"\nwebhook_url = \"http://127.0.0.1:9/hook\"\nembed_sample_rate = 2.0\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                r#"observe.otlp.endpoint: must start with http:// or https://, got "localhost:4318""#.to_string(),
+                "observe.drift.embed_sample_rate: must be between 0 and 1, got 2".to_string(),
+                r#"observe.drift.embeddings_model: model "a" does not have the "embeddings" capability"#.to_string(),
+                "observe.drift.webhook_secret_env: required with webhook_url: alerts are always signed".to_string(),
+            ]
+        );
+        let e = errors("[observe.tenants.acme]\ncontent = \"everything\"\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("observe.tenants.acme.content: unknown variant `everything`"),
+            "{e:?}"
+        );
     }
 
     #[test]

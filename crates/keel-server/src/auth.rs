@@ -116,6 +116,7 @@ mod tests {
             id: "k1".into(),
             tenant: "acme".into(),
             sha256: hash_key("sk-test-1"),
+            admin: false,
         }])
     }
 

@@ -8,12 +8,15 @@
 //! - [`anthropic`]: Anthropic Messages API shapes, translated to and from [`openai`].
 //! - [`secret`]: `Secret<T>`, a value that never prints.
 //! - [`ids`]: request and response id generation.
+//! - [`trace`]: spans, trace records and W3C trace context, shared by the pipeline, the
+//!   exporter, the trace store and the API.
 
 pub mod anthropic;
 pub mod error;
 pub mod ids;
 pub mod openai;
 pub mod secret;
+pub mod trace;
 
 pub use error::{ApiError, ErrorCode};
 pub use secret::Secret;

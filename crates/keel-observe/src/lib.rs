@@ -1,0 +1,18 @@
+//! Behavioural observability: traces (built per request, exported over OTLP/HTTP), Prometheus
+//! metrics, drift detection over rolling windows, and structured request logs.
+//!
+//! Code map:
+//! - [`spans`]: `TraceBuilder`, which the pipeline uses to time each stage as a span following
+//!   the OpenTelemetry GenAI semantic conventions, and content capture per `ContentMode`.
+//! - [`otlp`]: the OTLP/HTTP protobuf exporter: a bounded queue and a batching task; exporting
+//!   never blocks a request.
+//! - [`metrics`]: `Metrics`, Prometheus text exposition with bounded label sets.
+//! - [`drift`]: per-route rolling windows vs a baseline (PSI, centroid cosine distance),
+//!   alerts as log events, metrics and signed webhooks.
+//! - [`logs`]: the tracing subscriber (text or JSON) and the one-line-per-request log.
+
+pub mod drift;
+pub mod logs;
+pub mod metrics;
+pub mod otlp;
+pub mod spans;
