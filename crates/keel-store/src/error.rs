@@ -45,6 +45,10 @@ pub enum StoreError {
     /// A stored row could not be turned back into a record (e.g. a negative token count).
     #[error("corrupt row for request {id}: {reason}")]
     Corrupt { id: String, reason: String },
+    /// A value could not be encoded for storage (e.g. a trace's spans as JSON); retrying cannot
+    /// help.
+    #[error("cannot encode request {id} for storage: {reason}")]
+    Encode { id: String, reason: String },
     /// The worker behind the store (SQLite thread, writer task) is gone.
     #[error("{0} is closed")]
     Closed(&'static str),
@@ -65,6 +69,7 @@ impl StoreError {
             | StoreError::Config(_)
             | StoreError::SchemaTooNew { .. }
             | StoreError::Corrupt { .. }
+            | StoreError::Encode { .. }
             | StoreError::Closed(_) => false,
         }
     }
@@ -99,6 +104,13 @@ impl StoreError {
 
     pub(crate) fn corrupt(id: &str, reason: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
+            id: id.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn encode(id: &str, reason: impl Into<String>) -> StoreError {
+        StoreError::Encode {
             id: id.to_owned(),
             reason: reason.into(),
         }

@@ -5,6 +5,8 @@
 //! a call that finds the connection broken reconnects and retries once before failing.
 //!
 //! Postgres `text` cannot hold NUL, so NUL characters in strings are stored as U+FFFD.
+//!
+//! The trace store (`TraceStore`) lives in the submodule `traces`.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -58,6 +60,8 @@ const MIGRATIONS: &[&str] = &[
         error TEXT,
         PRIMARY KEY (request_id, idx)
     );",
+    // 2: traces.
+    traces::MIGRATION,
 ];
 
 // Batches are written column-wise with UNNEST: three statements per batch whatever its size.
@@ -137,6 +141,7 @@ struct Statements {
     select_recent: Statement,
     select_recent_tenant: Statement,
     select_attempts: Statement,
+    traces: traces::Statements,
 }
 
 /// Runs `$body` (an expression using `$conn: &mut PgConnection`) under the connection lock with
@@ -170,6 +175,9 @@ macro_rules! with_connection {
         }
     }};
 }
+
+// After `with_connection!`, so the submodule can use it.
+mod traces;
 
 /// Whether `error` means the connection is unusable (so reconnecting and retrying can help).
 fn connection_broken(error: &tokio_postgres::Error, client: &Client) -> bool {
@@ -340,6 +348,7 @@ impl Statements {
                 .prepare(SELECT_ATTEMPTS)
                 .await
                 .map_err(err("prepare"))?,
+            traces: traces::Statements::prepare(client).await?,
         })
     }
 }

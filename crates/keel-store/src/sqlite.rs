@@ -3,6 +3,8 @@
 //! rusqlite is blocking, so the connection lives on a dedicated thread (`keel-sqlite`) that runs
 //! jobs sent over a channel and answers through oneshots; async callers never block a runtime
 //! worker. The thread exits when the store is dropped, after finishing queued jobs.
+//!
+//! The trace store (`TraceStore`) lives in the submodule `traces`.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -14,6 +16,8 @@ use tokio::sync::oneshot;
 
 use crate::sql::{AttemptRow, RequestRow, attempt_columns, request_columns, request_upsert_set};
 use crate::{RequestLogStore, RequestRecord, StoreError};
+
+mod traces;
 
 /// How long a statement waits for another process's write lock before failing with `busy`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,6 +56,8 @@ const MIGRATIONS: &[&str] = &[
         error TEXT,
         PRIMARY KEY (request_id, idx)
     ) STRICT;",
+    // 2: traces.
+    traces::MIGRATION,
 ];
 
 const UPSERT_REQUEST: &str = concat!(

@@ -1,18 +1,26 @@
-//! `RequestLogWriter`: the request path hands records to a bounded queue without waiting; one
-//! background task batches them into the store, retrying transient failures.
+//! `RequestLogWriter`: the request path hands request records and traces to one bounded queue
+//! without waiting; one background task batches them into the store, retrying transient failures.
 //!
-//! Records are dropped (and counted) rather than ever blocking a request: when the queue is full,
+//! Items are dropped (and counted) rather than ever blocking a request: when the queue is full,
 //! when the writer has shut down, or when a batch still fails after its retries.
+//!
+//! A batch holds up to `batch_size` items of either kind. It is written as two store calls, each
+//! its own transaction: first its request records (`RequestLogStore::write_batch`), then its
+//! traces (`TraceStore::write_traces`). Each call has the same retry semantics, independently
+//! (retryable errors back off and retry; a batch rejected otherwise is retried item by item): a
+//! failing trace write never costs request records, and vice versa.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
+use keel_types::trace::TraceRecord;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::{RequestLogStore, RequestRecord, StoreError};
+use crate::{RequestRecord, Store, StoreError};
 
 /// Tries per batch (the first write plus retries) for retryable errors.
 const MAX_TRIES: u32 = 4;
@@ -23,14 +31,15 @@ const DROP_WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// Largest queue accepted (tokio's channel limit is far higher; this bounds memory).
 const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 
-/// How the writer batches. Zero sizes are treated as 1.
+/// How the writer batches. Zero sizes are treated as 1. "Items" are request records and traces
+/// alike: they share the queue and the batches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WriterOptions {
-    /// Records that may wait in memory; beyond it `record()` drops.
+    /// Items that may wait in memory; beyond it `record()` and `record_trace()` drop.
     pub queue_capacity: usize,
-    /// Most records per `write_batch` call.
+    /// Most items per batch.
     pub batch_size: usize,
-    /// Longest a record waits for its batch to fill (measured from the batch's first record).
+    /// Longest an item waits for its batch to fill (measured from the batch's first item).
     pub flush_interval: Duration,
 }
 
@@ -44,10 +53,17 @@ impl Default for WriterOptions {
     }
 }
 
-/// Cheap to clone; every clone feeds the same queue and shares the counters.
+/// What waits in the queue.
+enum Queued {
+    Request(RequestRecord),
+    Trace(TraceRecord),
+}
+
+/// Cheap to clone; every clone feeds the same queue and shares the counters. The counters count
+/// items: request records and traces together.
 #[derive(Clone)]
 pub struct RequestLogWriter {
-    queue: mpsc::Sender<RequestRecord>,
+    queue: mpsc::Sender<Queued>,
     stats: Arc<Stats>,
 }
 
@@ -81,7 +97,7 @@ struct Stats {
 impl RequestLogWriter {
     /// Starts the writer task on `tracker` and returns the producer side and the shutdown handle.
     pub fn spawn(
-        store: Arc<dyn RequestLogStore>,
+        store: Arc<dyn Store>,
         cfg: WriterOptions,
         tracker: &TaskTracker,
     ) -> (RequestLogWriter, WriterHandle) {
@@ -114,28 +130,40 @@ impl RequestLogWriter {
     /// shut down) the record is dropped, counted in [`dropped`](Self::dropped), and a warning is
     /// logged at most once per 10 s.
     pub fn record(&self, r: RequestRecord) {
-        if self.queue.try_send(r).is_err() {
+        self.enqueue(Queued::Request(r));
+    }
+
+    /// Queues the trace `t` for writing, on the same queue and terms as [`record`](Self::record):
+    /// never blocks; a full or closed queue drops it and counts it in
+    /// [`dropped`](Self::dropped).
+    pub fn record_trace(&self, t: TraceRecord) {
+        self.enqueue(Queued::Trace(t));
+    }
+
+    fn enqueue(&self, item: Queued) {
+        if self.queue.try_send(item).is_err() {
             let total = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             self.stats.warn_dropped(total, self.queue.is_closed());
         }
     }
 
-    /// Records dropped without being written because the queue was full or closed.
+    /// Items (records and traces) dropped without being written because the queue was full or
+    /// closed.
     pub fn dropped(&self) -> u64 {
         self.stats.dropped.load(Ordering::Relaxed)
     }
 
-    /// Records the store has acknowledged.
+    /// Items (records and traces) the store has acknowledged.
     pub fn written(&self) -> u64 {
         self.stats.written.load(Ordering::Relaxed)
     }
 
-    /// Records lost because the store kept failing.
+    /// Items (records and traces) lost because the store kept failing.
     pub fn failed(&self) -> u64 {
         self.stats.failed.load(Ordering::Relaxed)
     }
 
-    /// Records waiting in the queue right now.
+    /// Items (records and traces) waiting in the queue right now.
     pub fn queued(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
     }
@@ -160,17 +188,21 @@ impl Stats {
             } else {
                 "queue full"
             };
-            tracing::warn!(dropped_total = total, reason, "request log records dropped");
+            tracing::warn!(
+                dropped_total = total,
+                reason,
+                "request log records/traces dropped"
+            );
         }
     }
 }
 
 impl WriterHandle {
-    /// Stops accepting records, writes everything still queued, and returns once the final
-    /// batch is flushed. Returns the last store error if any records were lost (after retries)
-    /// since the writer started; [`RequestLogWriter::failed`] says how many. Wrap in
-    /// `tokio::time::timeout` to bound how long shutdown may take (retries back off up to ~0.7 s
-    /// per batch).
+    /// Stops accepting records and traces, writes everything still queued (both kinds), and
+    /// returns once the final batch is flushed. Returns the last store error if any items were
+    /// lost (after retries) since the writer started; [`RequestLogWriter::failed`] says how
+    /// many. Wrap in `tokio::time::timeout` to bound how long shutdown may take (retries back
+    /// off up to ~0.7 s per call, and a batch makes up to two calls).
     pub async fn shutdown(self) -> Result<(), StoreError> {
         // The task also stops if it finished early; a failed send is fine.
         let _ = self.stop.send(());
@@ -181,9 +213,30 @@ impl WriterHandle {
     }
 }
 
+/// A kind of item the writer writes, with the store call that writes a batch of it.
+trait Writable: Clone + Send + Sync + 'static {
+    /// For log messages.
+    const KIND: &'static str;
+    fn write(store: &dyn Store, batch: Vec<Self>) -> BoxFuture<'_, Result<(), StoreError>>;
+}
+
+impl Writable for RequestRecord {
+    const KIND: &'static str = "request log";
+    fn write(store: &dyn Store, batch: Vec<Self>) -> BoxFuture<'_, Result<(), StoreError>> {
+        store.write_batch(batch)
+    }
+}
+
+impl Writable for TraceRecord {
+    const KIND: &'static str = "trace";
+    fn write(store: &dyn Store, batch: Vec<Self>) -> BoxFuture<'_, Result<(), StoreError>> {
+        store.write_traces(batch)
+    }
+}
+
 struct BatchTask {
-    store: Arc<dyn RequestLogStore>,
-    rx: mpsc::Receiver<RequestRecord>,
+    store: Arc<dyn Store>,
+    rx: mpsc::Receiver<Queued>,
     batch_size: usize,
     flush_interval: Duration,
     stats: Arc<Stats>,
@@ -227,9 +280,23 @@ impl BatchTask {
         }
     }
 
-    /// Writes one batch, retrying retryable errors with backoff. A batch failing with a
-    /// non-retryable error is written record by record so one bad record cannot sink the rest.
-    async fn flush(&mut self, batch: Vec<RequestRecord>) {
+    /// Writes one batch: its request records, then its traces (see the module docs).
+    async fn flush(&mut self, batch: Vec<Queued>) {
+        let mut records = Vec::new();
+        let mut traces = Vec::new();
+        for item in batch {
+            match item {
+                Queued::Request(r) => records.push(r),
+                Queued::Trace(t) => traces.push(t),
+            }
+        }
+        self.flush_kind(records).await;
+        self.flush_kind(traces).await;
+    }
+
+    /// Writes the items of one kind, retrying retryable errors with backoff. A batch failing with
+    /// a non-retryable error is written item by item so one bad item cannot sink the rest.
+    async fn flush_kind<T: Writable>(&mut self, batch: Vec<T>) {
         if batch.is_empty() {
             return;
         }
@@ -244,9 +311,9 @@ impl BatchTask {
             Err(error) if count > 1 && !error.is_retryable() => error,
             Err(error) => return self.lost(count, error),
         };
-        tracing::warn!(count, %error, "request log batch rejected; writing records one by one");
-        for record in batch {
-            match self.write_with_retry(vec![record]).await {
+        tracing::warn!(count, kind = T::KIND, %error, "batch rejected; writing items one by one");
+        for item in batch {
+            match self.write_with_retry(vec![item]).await {
                 Ok(()) => {
                     self.stats.written.fetch_add(1, Ordering::Relaxed);
                 }
@@ -255,26 +322,26 @@ impl BatchTask {
         }
     }
 
-    async fn write_with_retry(&self, batch: Vec<RequestRecord>) -> Result<(), StoreError> {
+    async fn write_with_retry<T: Writable>(&self, batch: Vec<T>) -> Result<(), StoreError> {
         let mut backoff = FIRST_BACKOFF;
         // Every try but the last writes a copy, so the batch survives for the next try.
         for tries in 1..MAX_TRIES {
-            match self.store.write_batch(batch.clone()).await {
+            match T::write(&*self.store, batch.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(error) if error.is_retryable() => {
-                    tracing::debug!(tries, %error, "request log write failed; retrying");
+                    tracing::debug!(tries, kind = T::KIND, %error, "write failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
                 Err(error) => return Err(error),
             }
         }
-        self.store.write_batch(batch).await
+        T::write(&*self.store, batch).await
     }
 
     fn lost(&mut self, count: usize, error: StoreError) {
         self.stats.failed.fetch_add(count as u64, Ordering::Relaxed);
-        tracing::warn!(count, %error, "request log records lost");
+        tracing::warn!(count, %error, "request log records/traces lost");
         self.last_error = Some(error);
     }
 }

@@ -1,12 +1,16 @@
-//! Postgres backend: the conformance suite plus schema, migration and reconnect behaviour.
+//! Postgres backend: the conformance suites plus schema, migration, reconnect and NUL behaviour.
 //! Fails when Postgres is unreachable unless `KEEL_SKIP_POSTGRES=1`.
 
-use keel_store::{PostgresStore, RequestLogStore, StoreError};
+use keel_store::{PostgresStore, RequestLogStore, StoreError, TraceStore};
+use keel_types::trace::TraceQuery;
 
 use crate::conformance::conformance_suite;
 use crate::support::{PgSchema, full_record, postgres_store, postgres_url, skip_postgres};
+use crate::trace_conformance::trace_conformance_suite;
+use crate::trace_support::full_trace;
 
 conformance_suite!(postgres_store().await);
+trace_conformance_suite!(postgres_store().await);
 
 fn with_application_name(url: &str, name: &str) -> String {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -177,4 +181,84 @@ async fn nul_in_strings_does_not_fail_the_batch() {
         .expect("get")
         .expect("exists");
     assert_eq!(got.error_message.as_deref(), Some("before\u{FFFD}after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_a_version_1_schema_to_traces() {
+    let Some(fixture) = postgres_store().await else {
+        return;
+    };
+    let schema = &fixture.schema;
+    fixture
+        .store
+        .write_batch(vec![full_record("req_old", None, 1)])
+        .await
+        .expect("write");
+    // Back to schema version 1: no traces table.
+    let client = raw_client(&schema.url).await;
+    client
+        .batch_execute(&format!(
+            "DROP TABLE {0}.traces; DELETE FROM {0}.schema_version WHERE version = 2;",
+            schema.name
+        ))
+        .await
+        .expect("downgrade");
+
+    let store = PostgresStore::connect(&schema.url, &schema.name)
+        .await
+        .expect("reconnect migrates");
+    assert_eq!(store.count().await.expect("count"), 1);
+    assert_eq!(store.count_traces().await.expect("count traces"), 0);
+    let trace = full_trace("req_old", None, 1);
+    store
+        .write_traces(vec![trace.clone()])
+        .await
+        .expect("write trace");
+    assert_eq!(
+        store.get_trace(None, "req_old").await.expect("get"),
+        Some(trace)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_trace_columns_does_not_fail_the_batch() {
+    let Some(fixture) = postgres_store().await else {
+        return;
+    };
+    let mut trace = full_trace("req_nul", Some("te\0nant"), 1);
+    trace.route = Some("ro\0ute".to_owned());
+    fixture
+        .store
+        .write_traces(vec![trace.clone()])
+        .await
+        .expect("write");
+    // The same (NUL-carrying) tenant still finds it; text columns hold U+FFFD instead.
+    let got = fixture
+        .store
+        .get_trace(Some("te\0nant"), "req_nul")
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.tenant.as_deref(), Some("te\u{FFFD}nant"));
+    assert_eq!(got.route.as_deref(), Some("ro\u{FFFD}ute"));
+    // Spans and content are JSON text, where NUL is escaped: they round-trip exactly.
+    assert_eq!((got.spans, got.content), (trace.spans, trace.content));
+    let mut q = TraceQuery {
+        tenant: Some("te\0nant".to_owned()),
+        route: Some("ro\0ute".to_owned()),
+        limit: 10,
+        ..TraceQuery::default()
+    };
+    let page = fixture.store.list_traces(&q).await.expect("list");
+    assert_eq!(page.items.len(), 1);
+    q.tenant = Some("te".to_owned());
+    assert!(
+        fixture
+            .store
+            .list_traces(&q)
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
 }

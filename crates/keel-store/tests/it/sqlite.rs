@@ -1,11 +1,15 @@
-//! SQLite backend: the conformance suite plus file, pragma and migration behaviour.
+//! SQLite backend: the conformance suites plus file, pragma, migration and corrupt-row behaviour.
 
-use keel_store::{RequestLogStore, SqliteStore, StoreError};
+use keel_store::{RequestLogStore, SqliteStore, StoreError, TraceStore};
+use keel_types::trace::TraceQuery;
 
 use crate::conformance::conformance_suite;
 use crate::support::{full_record, sqlite_store};
+use crate::trace_conformance::trace_conformance_suite;
+use crate::trace_support::full_trace;
 
 conformance_suite!(Some(sqlite_store()));
+trace_conformance_suite!(Some(sqlite_store()));
 
 fn raw(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).expect("open raw connection")
@@ -96,4 +100,71 @@ async fn nul_in_strings_round_trips() {
         fixture.store.get("req_nul").await.expect("get"),
         Some(record)
     );
+}
+
+#[tokio::test]
+async fn upgrades_a_version_1_database_to_traces() {
+    let fixture = sqlite_store();
+    let path = fixture.store.path().to_path_buf();
+    fixture
+        .store
+        .write_batch(vec![full_record("req_old", None, 1)])
+        .await
+        .expect("write");
+    drop(fixture.store);
+    // Back to schema version 1: no traces table.
+    raw(&path)
+        .execute_batch("DROP TABLE traces; DELETE FROM schema_version WHERE version = 2;")
+        .expect("downgrade");
+
+    let store = SqliteStore::open(&path).expect("reopen migrates");
+    assert_eq!(store.count().await.expect("count"), 1);
+    assert_eq!(store.count_traces().await.expect("count traces"), 0);
+    let trace = full_trace("req_old", None, 1);
+    store
+        .write_traces(vec![trace.clone()])
+        .await
+        .expect("write trace");
+    assert_eq!(
+        store.get_trace(None, "req_old").await.expect("get"),
+        Some(trace)
+    );
+}
+
+#[tokio::test]
+async fn corrupt_trace_rows_name_the_request() {
+    let fixture = sqlite_store();
+    let store = &fixture.store;
+    store
+        .write_traces(vec![
+            full_trace("req_spans", None, 1),
+            full_trace("req_mode", None, 2),
+            full_trace("req_tid", None, 3),
+        ])
+        .await
+        .expect("write");
+    raw(store.path())
+        .execute_batch(
+            "UPDATE traces SET spans_json = '[{\"oops\": 1}]' WHERE request_id = 'req_spans';
+             UPDATE traces SET content_mode = 'loud' WHERE request_id = 'req_mode';
+             UPDATE traces SET trace_id = 'xyz' WHERE request_id = 'req_tid';",
+        )
+        .expect("corrupt");
+    for id in ["req_spans", "req_mode", "req_tid"] {
+        match store.get_trace(None, id).await {
+            Err(StoreError::Corrupt { id: named, .. }) => assert_eq!(named, id),
+            other => panic!("{id}: expected Corrupt, got {other:?}"),
+        }
+    }
+    // A corrupt trace id also fails the listing that includes it.
+    match store
+        .list_traces(&TraceQuery {
+            limit: 10,
+            ..TraceQuery::default()
+        })
+        .await
+    {
+        Err(StoreError::Corrupt { id, .. }) => assert_eq!(id, "req_tid"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }

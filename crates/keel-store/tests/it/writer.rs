@@ -1,5 +1,5 @@
 //! The batched writer over a real SQLite store, with test doubles that gate, count or fail
-//! writes. No timed assertions: ordering is forced with gates and checked with counters.
+//! writes (trace-specific writer tests in `writer_traces.rs`). No timed assertions: ordering is forced with gates and checked with counters.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -7,18 +7,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use keel_store::{
-    BoxFuture, RequestLogStore, RequestLogWriter, RequestRecord, StoreError, WriterOptions,
+    BoxFuture, RequestLogStore, RequestLogWriter, RequestRecord, Store, StoreError, TracePage,
+    TraceStore, WriterOptions,
 };
+use keel_types::trace::{TraceQuery, TraceRecord};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::support::{SqliteFixture, minimal_record, sqlite_store};
 
-fn records(n: usize) -> impl Iterator<Item = RequestRecord> {
+pub(crate) fn records(n: usize) -> impl Iterator<Item = RequestRecord> {
     (0..n).map(|i| minimal_record(&format!("req_{i:06}"), i as i64))
 }
 
-fn options(queue_capacity: usize, batch_size: usize, flush_interval: Duration) -> WriterOptions {
+pub(crate) fn options(
+    queue_capacity: usize,
+    batch_size: usize,
+    flush_interval: Duration,
+) -> WriterOptions {
     WriterOptions {
         queue_capacity,
         batch_size,
@@ -28,31 +34,39 @@ fn options(queue_capacity: usize, batch_size: usize, flush_interval: Duration) -
 
 /// Decides, per call number and batch, whether a write fails before reaching the real store.
 type Behaviour = Box<dyn Fn(usize, &[RequestRecord]) -> Result<(), StoreError> + Send + Sync>;
+/// The same for trace writes.
+pub(crate) type TraceBehaviour =
+    Box<dyn Fn(&[TraceRecord]) -> Result<(), StoreError> + Send + Sync>;
 
-/// Wraps a store; `behaviour` decides per call whether to fail, `gate` (if closed) holds writes.
-struct TestStore {
-    inner: Arc<dyn RequestLogStore>,
+/// Wraps a store; `behaviour` decides per call whether to fail, `gate` (if closed) holds writes
+/// (of records and traces alike).
+pub(crate) struct TestStore {
+    pub(crate) inner: Arc<dyn Store>,
     batch_sizes: Mutex<Vec<usize>>,
-    entered: Notify,
+    trace_batch_sizes: Mutex<Vec<usize>>,
+    pub(crate) entered: Notify,
     gate: Semaphore,
     behaviour: Behaviour,
+    pub(crate) trace_behaviour: TraceBehaviour,
     calls: AtomicUsize,
 }
 
 impl TestStore {
-    fn new(inner: Arc<dyn RequestLogStore>) -> TestStore {
+    pub(crate) fn new(inner: Arc<dyn Store>) -> TestStore {
         TestStore {
             inner,
             batch_sizes: Mutex::new(Vec::new()),
+            trace_batch_sizes: Mutex::new(Vec::new()),
             entered: Notify::new(),
             gate: Semaphore::new(Semaphore::MAX_PERMITS),
             behaviour: Box::new(|_, _| Ok(())),
+            trace_behaviour: Box::new(|_| Ok(())),
             calls: AtomicUsize::new(0),
         }
     }
 
     /// Writes wait until [`TestStore::open_gate`].
-    fn gated(inner: Arc<dyn RequestLogStore>) -> TestStore {
+    pub(crate) fn gated(inner: Arc<dyn Store>) -> TestStore {
         TestStore {
             gate: Semaphore::new(0),
             ..TestStore::new(inner)
@@ -60,7 +74,7 @@ impl TestStore {
     }
 
     fn failing(
-        inner: Arc<dyn RequestLogStore>,
+        inner: Arc<dyn Store>,
         behaviour: impl Fn(usize, &[RequestRecord]) -> Result<(), StoreError> + Send + Sync + 'static,
     ) -> TestStore {
         TestStore {
@@ -69,12 +83,16 @@ impl TestStore {
         }
     }
 
-    fn open_gate(&self) {
+    pub(crate) fn open_gate(&self) {
         self.gate.add_permits(1 << 20);
     }
 
-    fn batch_sizes(&self) -> Vec<usize> {
+    pub(crate) fn batch_sizes(&self) -> Vec<usize> {
         self.batch_sizes.lock().unwrap().clone()
+    }
+
+    pub(crate) fn trace_batch_sizes(&self) -> Vec<usize> {
+        self.trace_batch_sizes.lock().unwrap().clone()
     }
 }
 
@@ -104,9 +122,40 @@ impl RequestLogStore for TestStore {
     }
 }
 
-fn sqlite() -> (SqliteFixture, Arc<dyn RequestLogStore>) {
+impl TraceStore for TestStore {
+    fn write_traces(&self, traces: Vec<TraceRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.entered.notify_one();
+            let _permit = self.gate.acquire().await.expect("gate open");
+            (self.trace_behaviour)(&traces)?;
+            self.trace_batch_sizes.lock().unwrap().push(traces.len());
+            self.inner.write_traces(traces).await
+        })
+    }
+    fn get_trace<'a>(
+        &'a self,
+        tenant: Option<&'a str>,
+        request_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TraceRecord>, StoreError>> {
+        self.inner.get_trace(tenant, request_id)
+    }
+    fn list_traces<'a>(
+        &'a self,
+        q: &'a TraceQuery,
+    ) -> BoxFuture<'a, Result<TracePage, StoreError>> {
+        self.inner.list_traces(q)
+    }
+    fn purge_traces_before(&self, cutoff_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.purge_traces_before(cutoff_ms)
+    }
+    fn count_traces(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.count_traces()
+    }
+}
+
+pub(crate) fn sqlite() -> (SqliteFixture, Arc<dyn Store>) {
     let fixture = sqlite_store();
-    let inner: Arc<dyn RequestLogStore> = fixture.store.clone();
+    let inner: Arc<dyn Store> = fixture.store.clone();
     (fixture, inner)
 }
 
