@@ -1,0 +1,342 @@
+//! The export task: batches queued spans and POSTs them, retrying transient failures.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use keel_types::trace::{Span, TraceId};
+use prost::Message;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Queued, Stats, WARN_INTERVAL, encode, proto};
+
+/// Tries per batch (the first POST plus retries) for retryable failures.
+const MAX_TRIES: u32 = 3;
+/// Backoff before the first retry; doubles after each.
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+pub(super) struct TaskParts {
+    pub client: reqwest::Client,
+    pub url: reqwest::Url,
+    pub service_name: String,
+    pub rx: mpsc::UnboundedReceiver<Queued>,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub stats: Arc<Stats>,
+    /// Graceful stop: refuse new spans, flush the queue, return.
+    pub stop: CancellationToken,
+    /// Give up now: every await races this.
+    pub abort: CancellationToken,
+}
+
+pub(super) struct ExportTask {
+    p: TaskParts,
+    /// Spans taken off the queue and not yet finished (still counted in `stats.queued`).
+    pending: Vec<(TraceId, Span)>,
+    last_warn: Option<Instant>,
+    suppressed_warnings: u64,
+}
+
+enum Flow {
+    Continue,
+    Aborted,
+}
+
+enum Outcome {
+    Delivered { rejected: u64, message: String },
+    Failed(String),
+    Aborted,
+}
+
+impl ExportTask {
+    pub(super) fn new(p: TaskParts) -> Self {
+        Self {
+            pending: Vec::with_capacity(p.batch_size.min(4096)),
+            p,
+            last_warn: None,
+            suppressed_warnings: 0,
+        }
+    }
+
+    /// Runs until stopped (or every exporter is gone), then drains. Returns how many spans were
+    /// abandoned because of `abort`.
+    pub(super) async fn run(mut self) -> u64 {
+        if let Flow::Continue = self.running().await {
+            self.p.rx.close();
+            while let Some(item) = self.p.rx.recv().await {
+                self.push(item);
+            }
+            if let Flow::Continue = self.flush_pending().await {
+                return 0;
+            }
+        }
+        self.abandon()
+    }
+
+    /// Phase 1: flush full or aged batches until stopped.
+    async fn running(&mut self) -> Flow {
+        loop {
+            tokio::select! {
+                biased;
+                () = self.p.stop.cancelled() => return Flow::Continue,
+                item = self.p.rx.recv() => match item {
+                    Some(item) => self.push(item),
+                    None => return Flow::Continue,
+                },
+            }
+            let deadline = Instant::now() + self.p.flush_interval;
+            while self.pending.len() < self.p.batch_size {
+                tokio::select! {
+                    biased;
+                    () = self.p.stop.cancelled() => return Flow::Continue,
+                    item = self.p.rx.recv() => match item {
+                        Some(item) => self.push(item),
+                        None => return Flow::Continue,
+                    },
+                    () = tokio::time::sleep_until(deadline) => break,
+                }
+            }
+            if let Flow::Aborted = self.flush_pending().await {
+                return Flow::Aborted;
+            }
+        }
+    }
+
+    fn push(&mut self, item: Queued) {
+        let trace_id = item.trace_id;
+        self.pending
+            .extend(item.spans.into_iter().map(|span| (trace_id, span)));
+    }
+
+    /// Sends everything pending, `batch_size` spans per request.
+    async fn flush_pending(&mut self) -> Flow {
+        while !self.pending.is_empty() {
+            let n = self.pending.len().min(self.p.batch_size);
+            let outcome = self.send(&self.pending[..n]).await;
+            let count = n as u64;
+            match outcome {
+                Outcome::Aborted => return Flow::Aborted,
+                Outcome::Delivered { rejected, message } => {
+                    let rejected = rejected.min(count);
+                    self.p
+                        .stats
+                        .exported
+                        .fetch_add(count - rejected, Ordering::Relaxed);
+                    if rejected > 0 {
+                        self.p.stats.failed.fetch_add(rejected, Ordering::Relaxed);
+                        self.warn("OTLP collector rejected spans", rejected, &message);
+                    }
+                }
+                Outcome::Failed(reason) => {
+                    self.p.stats.failed.fetch_add(count, Ordering::Relaxed);
+                    self.warn("OTLP export failed; spans lost", count, &reason);
+                }
+            }
+            self.pending.drain(..n);
+            self.p.stats.release(n);
+        }
+        Flow::Continue
+    }
+
+    /// Counts everything still held as failed (after `abort`).
+    fn abandon(&mut self) -> u64 {
+        self.p.rx.close();
+        while let Ok(item) = self.p.rx.try_recv() {
+            self.push(item);
+        }
+        let n = self.pending.len();
+        self.pending.clear();
+        self.p.stats.release(n);
+        let count = n as u64;
+        self.p.stats.failed.fetch_add(count, Ordering::Relaxed);
+        if count > 0 {
+            tracing::warn!(
+                spans = count,
+                "OTLP exporter shutdown deadline passed; spans not exported"
+            );
+        }
+        count
+    }
+
+    /// One batch: encode once, POST with retries.
+    async fn send(&self, spans: &[(TraceId, Span)]) -> Outcome {
+        let request =
+            encode::export_request(&self.p.service_name, spans.iter().map(|(t, s)| (*t, s)));
+        let body = request.encode_to_vec();
+        let mut backoff = FIRST_BACKOFF;
+        let mut last_error = String::new();
+        for attempt in 1..=MAX_TRIES {
+            let post = self
+                .p
+                .client
+                .post(self.p.url.clone())
+                .header(CONTENT_TYPE, "application/x-protobuf")
+                .body(body.clone())
+                .send();
+            let result = tokio::select! {
+                biased;
+                () = self.p.abort.cancelled() => return Outcome::Aborted,
+                result = post => result,
+            };
+            let delay = match result {
+                Ok(response) if response.status().is_success() => {
+                    let bytes = tokio::select! {
+                        biased;
+                        () = self.p.abort.cancelled() => return Outcome::Aborted,
+                        bytes = response.bytes() => bytes,
+                    };
+                    return delivered(bytes.ok());
+                }
+                Ok(response) if retryable(response.status()) => {
+                    last_error = format!("HTTP {}", response.status());
+                    retry_after(response.headers()).unwrap_or(backoff)
+                }
+                Ok(response) => {
+                    return Outcome::Failed(format!("HTTP {} (not retried)", response.status()));
+                }
+                Err(error) => {
+                    last_error = error_chain(&error.without_url());
+                    backoff
+                }
+            };
+            if attempt < MAX_TRIES {
+                tracing::debug!(attempt, error = %last_error, "OTLP export failed; retrying");
+                tokio::select! {
+                    biased;
+                    () = self.p.abort.cancelled() => return Outcome::Aborted,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                backoff *= 2;
+            }
+        }
+        Outcome::Failed(format!("{last_error} (after {MAX_TRIES} tries)"))
+    }
+
+    /// At most one warning per [`WARN_INTERVAL`]; the rest go to debug and are counted.
+    fn warn(&mut self, what: &'static str, spans: u64, reason: &str) {
+        let now = Instant::now();
+        if self
+            .last_warn
+            .is_none_or(|last| now.duration_since(last) >= WARN_INTERVAL)
+        {
+            let failed_total = self.p.stats.failed.load(Ordering::Relaxed);
+            tracing::warn!(
+                spans,
+                failed_spans_total = failed_total,
+                suppressed_warnings = self.suppressed_warnings,
+                reason,
+                "{what}"
+            );
+            self.last_warn = Some(now);
+            self.suppressed_warnings = 0;
+        } else {
+            self.suppressed_warnings += 1;
+            tracing::debug!(spans, reason, "{what}");
+        }
+    }
+}
+
+/// A 2xx answer; a partial success names the spans the collector rejected.
+fn delivered(body: Option<impl prost::bytes::Buf>) -> Outcome {
+    let partial = body
+        .and_then(|b| proto::ExportTraceServiceResponse::decode(b).ok())
+        .and_then(|r| r.partial_success);
+    match partial {
+        Some(p) => Outcome::Delivered {
+            rejected: u64::try_from(p.rejected_spans).unwrap_or(0),
+            message: p.error_message,
+        },
+        None => Outcome::Delivered {
+            rejected: 0,
+            message: String::new(),
+        },
+    }
+}
+
+/// Statuses the OTLP/HTTP spec calls retryable.
+fn retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is ignored), capped at [`MAX_RETRY_AFTER`].
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// An error and its sources on one line (reqwest's own message alone hides the cause).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_is_parsed_and_capped() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("3600"));
+        assert_eq!(retry_after(&h), Some(MAX_RETRY_AFTER));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [429, 502, 503, 504] {
+            assert!(retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+        for s in [400, 401, 403, 404, 413, 500] {
+            assert!(!retryable(StatusCode::from_u16(s).unwrap()), "{s}");
+        }
+    }
+
+    #[test]
+    fn partial_success_counts_rejections() {
+        let body = proto::ExportTraceServiceResponse {
+            partial_success: Some(proto::ExportTracePartialSuccess {
+                rejected_spans: 2,
+                error_message: "too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        match delivered(Some(body.as_slice())) {
+            Outcome::Delivered { rejected, message } => {
+                assert_eq!((rejected, message.as_str()), (2, "too old"));
+            }
+            _ => panic!("not delivered"),
+        }
+        let empty: &[u8] = &[];
+        assert!(matches!(
+            delivered(Some(empty)),
+            Outcome::Delivered { rejected: 0, .. }
+        ));
+    }
+}
