@@ -134,6 +134,10 @@ pub struct DriftConfig {
     /// Fraction of requests whose prompt and answer are embedded (embedding costs CPU).
     #[serde(default = "one")]
     pub embed_sample_rate: f64,
+    /// Signals compared (default: all): `trust_score`, `grounding_score`, `refusal`,
+    /// `output_tokens`, `latency_ms`, `prompt_embedding`, `response_embedding`.
+    #[serde(default = "all_signals")]
+    pub signals: Vec<String>,
     /// After an alert for a signal, stay quiet about that signal for this many requests.
     #[serde(default = "drift_window")]
     pub alert_cooldown: usize,
@@ -159,12 +163,28 @@ impl Default for DriftConfig {
             centroid_threshold: centroid_threshold(),
             embeddings_model: None,
             embed_sample_rate: one(),
+            signals: all_signals(),
             alert_cooldown: drift_window(),
             webhook_url: None,
             webhook_secret_env: None,
             webhook_attempts: webhook_attempts(),
         }
     }
+}
+
+/// Every drift signal keel computes.
+pub const DRIFT_SIGNALS: [&str; 7] = [
+    "trust_score",
+    "grounding_score",
+    "refusal",
+    "output_tokens",
+    "latency_ms",
+    "prompt_embedding",
+    "response_embedding",
+];
+
+fn all_signals() -> Vec<String> {
+    DRIFT_SIGNALS.iter().map(|s| (*s).to_owned()).collect()
 }
 
 fn yes() -> bool {

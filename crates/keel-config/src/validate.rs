@@ -217,6 +217,17 @@ fn validate_observe(config: &KeelConfig, err: &mut impl FnMut(String, String)) {
             );
         }
     }
+    for (i, s) in d.signals.iter().enumerate() {
+        if !crate::observe::DRIFT_SIGNALS.contains(&s.as_str()) {
+            err(
+                format!("observe.drift.signals[{i}]"),
+                format!(
+                    "unknown signal \"{s}\"; known: {}",
+                    crate::observe::DRIFT_SIGNALS.join(", ")
+                ),
+            );
+        }
+    }
     if let Some(m) = &d.embeddings_model {
         match config.models.get(m) {
             None => err(
