@@ -9,8 +9,10 @@
 //! - [`metrics`]: `Metrics`, Prometheus text exposition with bounded label sets.
 //! - [`drift`]: per-route rolling windows vs a baseline (PSI, centroid cosine distance),
 //!   alerts as log events, metrics and signed webhooks.
+//! - [`bridge`]: drift alerts and statistics into metrics.
 //! - [`logs`]: the tracing subscriber (text or JSON) and the one-line-per-request log.
 
+pub mod bridge;
 pub mod drift;
 pub mod logs;
 pub mod metrics;

@@ -1,1 +1,3 @@
-fn main() {}
+mod drift;
+mod metrics;
+mod otlp;
