@@ -64,9 +64,10 @@ impl Default for MockOptions {
 /// A mock OpenAI + Anthropic upstream on 127.0.0.1, stopped when dropped.
 ///
 /// Routes: `POST /v1/chat/completions`, `POST /v1/messages`, `POST /v1/embeddings`,
-/// `GET /v1/models`. Every model request consumes the next scripted [`Behavior`]; with the
-/// script empty the answer is `echo: <last user message>` with word-count usage, streamed as
-/// several chunks (plus a usage chunk when asked for) and `[DONE]` / `message_stop`.
+/// `GET /v1/models`, and `POST /v1/traces` (an OTLP sink that discards). Every model
+/// request consumes the next scripted [`Behavior`]; with the script empty the answer is
+/// `echo: <last user message>` with word-count usage, streamed as several chunks (plus a
+/// usage chunk when asked for) and `[DONE]` / `message_stop`.
 #[derive(Debug)]
 pub struct MockUpstream {
     addr: SocketAddr,
@@ -202,6 +203,17 @@ fn router(shared: Arc<Shared>) -> Router {
             post(|s, r| model_request(s, Protocol::Embeddings, r)),
         )
         .route("/v1/models", get(models))
+        // An OTLP/HTTP traces sink for load tests: accepts and discards (an empty
+        // ExportTraceServiceResponse is an empty protobuf body).
+        .route(
+            "/v1/traces",
+            post(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/x-protobuf")],
+                    "",
+                )
+            }),
+        )
         .fallback(not_found)
         .with_state(shared)
 }
