@@ -1,7 +1,7 @@
 //! The catalog: every name a client may ask for (routes and models) resolved once at start to
 //! an ordered list of candidates, so a request resolves with one map lookup.
 
-use keel_config::{Capability, KeelConfig, ModelConfig};
+use keel_config::{Capability, KeelConfig, ModelConfig, ProviderConfig};
 use keel_providers::{Provider, ProviderRegistry};
 use keel_types::openai::{ModelList, ModelObject};
 use std::collections::HashMap;
@@ -14,6 +14,8 @@ pub struct Candidate {
     pub name: String,
     pub config: Arc<ModelConfig>,
     pub provider: Arc<dyn Provider>,
+    /// `gen_ai.provider.name` of the provider's kind (`openai`, `anthropic`, `keel.local`).
+    pub provider_kind: &'static str,
 }
 
 impl Candidate {
@@ -49,10 +51,16 @@ impl Catalog {
                     m.provider
                 )
             })?;
+            let provider_kind = match config.providers.get(&m.provider) {
+                Some(ProviderConfig::Anthropic(_)) => "anthropic",
+                Some(ProviderConfig::Local(_)) => "keel.local",
+                _ => "openai",
+            };
             let c = Candidate {
                 name: name.clone(),
                 config: Arc::new(m.clone()),
                 provider,
+                provider_kind,
             };
             models.insert(name.clone(), c.clone());
             catalog.add(name, vec![c], &m.provider);

@@ -6,7 +6,8 @@
 //! - [`validate`]: request validation with errors naming the field.
 //! - [`catalog`]: resolves a requested name (route or model) to ordered candidates.
 //! - [`attempts`]: the fallback loop over candidates, streaming ones peeked before commit.
-//! - [`record`]: builds the request-log record (attempts, tokens, cost, latency).
+//! - [`record`]: builds the request-log record and the trace (a span per stage and attempt).
+//! - [`observer`]: `Observer`, which fans a finished request out to log, metrics, drift, OTLP, store.
 //! - [`stream`]: wraps a served stream to measure it and record it when it ends or drops.
 //! - [`pipeline`]: `Pipeline::chat`, `chat_stream`, `embed`, `models`.
 //! - [`runtime`]: `Runtime`, the store, writer, providers and pipeline built from a config.
@@ -14,6 +15,7 @@
 pub mod attempts;
 pub mod catalog;
 pub mod context;
+pub mod observer;
 pub mod pipeline;
 pub mod record;
 pub mod runtime;
@@ -23,5 +25,6 @@ pub mod validate;
 
 pub use catalog::Catalog;
 pub use context::RequestContext;
+pub use observer::Observer;
 pub use pipeline::{ChatStream, Pipeline};
 pub use runtime::{Runtime, StartError};

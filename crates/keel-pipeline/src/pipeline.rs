@@ -4,15 +4,15 @@
 use crate::attempts;
 use crate::catalog::{Candidate, Catalog, Resolved};
 use crate::context::RequestContext;
+use crate::observer::Observer;
 use crate::record::Recorder;
-use crate::stages::{Stage, StageOutcome, StageTrace};
+use crate::stages::{Stage, StageOutcome};
 use crate::stream::RecordedStream;
 use crate::validate;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use keel_config::Capability;
 use keel_providers::ProviderError;
-use keel_store::RequestLogWriter;
 use keel_types::openai::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingRequest,
     EmbeddingResponse, ModelList,
@@ -32,7 +32,7 @@ const AFTER_ANSWER: [Stage; 2] = [Stage::OutputPolicy, Stage::Decide];
 #[derive(Clone)]
 pub struct Pipeline {
     catalog: Catalog,
-    log: RequestLogWriter,
+    observer: Observer,
 }
 
 /// A committed chat stream: the first chunk arrived from `model`; failover is over.
@@ -43,8 +43,24 @@ pub struct ChatStream {
 }
 
 impl Pipeline {
-    pub fn new(catalog: Catalog, log: RequestLogWriter) -> Self {
-        Self { catalog, log }
+    pub fn new(catalog: Catalog, observer: Observer) -> Self {
+        Self { catalog, observer }
+    }
+
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    fn recorder(
+        &self,
+        ctx: &RequestContext,
+        endpoint: &str,
+        model: &str,
+        stream: bool,
+    ) -> Recorder {
+        let mode = self.observer.content_mode(ctx.tenant.as_deref());
+        let spans = self.observer.wants_spans();
+        Recorder::new(ctx, endpoint, model, stream, mode, spans)
     }
 
     pub fn models(&self) -> ModelList {
@@ -59,8 +75,8 @@ impl Pipeline {
         model: &str,
         error: &ApiError,
     ) {
-        let rec = Recorder::new(ctx, endpoint, model, false);
-        self.log.record(rec.finish_err(ctx, error));
+        let rec = self.recorder(ctx, endpoint, model, false);
+        self.observer.emit(rec.finish_err(ctx, error));
     }
 
     fn resolve(&self, name: &str, capability: Capability) -> Result<Resolved, ApiError> {
@@ -107,9 +123,9 @@ impl Pipeline {
         ctx: &RequestContext,
         req: ChatCompletionRequest,
     ) -> Result<ChatCompletionResponse, ApiError> {
-        let mut rec = Recorder::new(ctx, "chat.completions", &req.model, false);
+        let mut rec = self.recorder(ctx, "chat.completions", &req.model, false);
         let result = self.chat_inner(ctx, req, &mut rec).await;
-        self.log.record(match &result {
+        self.observer.emit(match &result {
             Ok(_) => rec.finish_ok(ctx),
             Err(e) => rec.finish_err(ctx, e),
         });
@@ -122,14 +138,13 @@ impl Pipeline {
         req: ChatCompletionRequest,
         rec: &mut Recorder,
     ) -> Result<ChatCompletionResponse, ApiError> {
-        let mut trace = StageTrace::default();
-        trace.mark(Stage::Authenticate, StageOutcome::Ok);
         validate::chat_request(&req)?;
-        trace.pass_through(&BEFORE_ROUTE);
+        rec.request(&req);
+        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, &req)?;
-        trace.mark(Stage::Route, StageOutcome::Ok);
+        rec.mark(Stage::Route, StageOutcome::Ok);
         let (mut resp, served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
             let mut upstream = req.clone();
             upstream.model = c.config.upstream.clone();
@@ -137,12 +152,14 @@ impl Pipeline {
             async move { provider.chat(upstream).await }
         })
         .await?;
-        trace.mark(Stage::Attempts, StageOutcome::Ok);
-        trace.pass_through(&AFTER_ANSWER);
+        rec.mark(Stage::Attempts, StageOutcome::Ok);
         if let Some(usage) = resp.usage {
             rec.usage(&served, usage);
         }
-        trace.mark(Stage::Record, StageOutcome::Ok);
+        rec.answer(&resp, &resp.model);
+        rec.pass_through(&AFTER_ANSWER);
+        rec.mark(Stage::Respond, StageOutcome::Ok);
+        rec.mark(Stage::Record, StageOutcome::Ok);
         resp.model = served.name.clone();
         resp.keel = Some(serde_json::json!({
             "request_id": ctx.request_id,
@@ -150,7 +167,8 @@ impl Pipeline {
             "model": served.name,
             "provider": served.config.provider,
             "attempts": rec.attempts_json(),
-            "stages": trace.to_json(),
+            "stages": rec.stages_json(),
+            "trace_id": ctx.trace.trace_id.to_string(),
         }));
         Ok(resp)
     }
@@ -162,13 +180,13 @@ impl Pipeline {
         ctx: &RequestContext,
         req: ChatCompletionRequest,
     ) -> Result<ChatStream, ApiError> {
-        let mut rec = Recorder::new(ctx, "chat.completions", &req.model, true);
+        let mut rec = self.recorder(ctx, "chat.completions", &req.model, true);
         match self.chat_stream_inner(ctx, &req, &mut rec).await {
             Ok((first, rest, served, route)) => {
                 let stream = RecordedStream::new(
                     ctx.clone(),
                     rec,
-                    self.log.clone(),
+                    self.observer.clone(),
                     served.clone(),
                     req.wants_stream_usage(),
                     first,
@@ -181,7 +199,7 @@ impl Pipeline {
                 })
             }
             Err(e) => {
-                self.log.record(rec.finish_err(ctx, &e));
+                self.observer.emit(rec.finish_err(ctx, &e));
                 Err(e)
             }
         }
@@ -202,9 +220,12 @@ impl Pipeline {
         ApiError,
     > {
         validate::chat_request(req)?;
+        rec.request(req);
+        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
+        rec.mark(Stage::Route, StageOutcome::Ok);
         let ((first, rest), served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
             let mut upstream = req.clone();
             upstream.model = c.config.upstream.clone();
@@ -222,6 +243,8 @@ impl Pipeline {
             }
         })
         .await?;
+        rec.mark(Stage::Attempts, StageOutcome::Ok);
+        rec.pass_through(&AFTER_ANSWER);
         Ok((first, rest, served, resolved.route))
     }
 
@@ -231,9 +254,9 @@ impl Pipeline {
         ctx: &RequestContext,
         req: EmbeddingRequest,
     ) -> Result<EmbeddingResponse, ApiError> {
-        let mut rec = Recorder::new(ctx, "embeddings", &req.model, false);
+        let mut rec = self.recorder(ctx, "embeddings", &req.model, false);
         let result = self.embed_inner(ctx, req, &mut rec).await;
-        self.log.record(match &result {
+        self.observer.emit(match &result {
             Ok(_) => rec.finish_ok(ctx),
             Err(e) => rec.finish_err(ctx, e),
         });
@@ -247,6 +270,7 @@ impl Pipeline {
         rec: &mut Recorder,
     ) -> Result<EmbeddingResponse, ApiError> {
         validate::embedding_request(&req)?;
+        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Embeddings)?;
         rec.route(&resolved.route);
         let candidates: Vec<Candidate> = resolved
@@ -261,6 +285,7 @@ impl Pipeline {
                 format!("model \"{}\" does not support embeddings", req.model),
             ));
         }
+        rec.mark(Stage::Route, StageOutcome::Ok);
         let (mut resp, served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
             let mut upstream = req.clone();
             upstream.model = c.config.upstream.clone();
@@ -269,11 +294,13 @@ impl Pipeline {
             async move { provider.embed(upstream).await }
         })
         .await?;
+        rec.mark(Stage::Attempts, StageOutcome::Ok);
         rec.usage(
             &served,
             keel_types::openai::Usage::new(resp.usage.prompt_tokens, 0),
         );
         resp.model = served.name;
+        rec.mark(Stage::Respond, StageOutcome::Ok);
         Ok(resp)
     }
 }

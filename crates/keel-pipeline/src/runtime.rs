@@ -1,41 +1,59 @@
-//! `Runtime`: everything a running keel needs, built from a validated config: the request-log
-//! store and its writer, the providers (local models loading in the background), the catalog
-//! and the pipeline. The server and `keel ask` both start one, so both run the same path.
+//! `Runtime`: everything a running keel needs, built from a validated config: the store and
+//! its writer (request log and traces), the providers (local models loading in the
+//! background), the catalog, the observability sinks (metrics, OTLP exporter, drift monitor,
+//! trace retention) and the pipeline. The server and `keel ask` both start one, so both run
+//! the same path.
 
-use crate::{Catalog, Pipeline};
+use crate::observer::Sinks;
+use crate::{Catalog, Observer, Pipeline};
 use keel_config::{KeelConfig, StoreConfig};
+use keel_observe::bridge::DriftMetrics;
+use keel_observe::drift::{DriftHandle, DriftMonitor, EmbedFn};
+use keel_observe::metrics::Metrics;
+use keel_observe::otlp::OtlpHandle;
 use keel_providers::ProviderRegistry;
 use keel_store::{
-    PostgresStore, RequestLogStore, RequestLogWriter, SqliteStore, WriterHandle, WriterOptions,
+    PostgresStore, RequestLogWriter, SqliteStore, Store, TraceStore, WriterHandle, WriterOptions,
 };
+use keel_types::openai::{EmbeddingInput, EmbeddingRequest, EmbeddingVector};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("request log store: {0}")]
+    #[error("store: {0}")]
     Store(String),
     #[error("providers: {0}")]
     Providers(String),
     #[error("catalog: {0}")]
     Catalog(String),
+    #[error("observe: {0}")]
+    Observe(String),
 }
 
 pub struct Runtime {
     pub pipeline: Pipeline,
     pub registry: ProviderRegistry,
     pub tracker: TaskTracker,
+    /// The trace store behind `/v1/traces`; `None` when `observe.store_traces` is off.
+    pub traces: Option<Arc<dyn TraceStore>>,
     writer: WriterHandle,
+    otlp: Option<OtlpHandle>,
+    drift: Option<DriftHandle>,
+    stop_retention: CancellationToken,
 }
 
 impl Runtime {
-    /// Opens the store, starts the log writer and the providers. Needs a tokio runtime.
+    /// Opens the store, starts the writer, the providers and the observability sinks. Needs
+    /// a tokio runtime.
     pub async fn start(config: &KeelConfig) -> Result<Self, StartError> {
         let store = open_store(&config.store).await?;
         let w = config.store.writer();
         let tracker = TaskTracker::new();
         let (log, writer) = RequestLogWriter::spawn(
-            store,
+            store.clone(),
             WriterOptions {
                 queue_capacity: w.queue_capacity,
                 batch_size: w.batch_size,
@@ -46,25 +64,165 @@ impl Runtime {
         let registry =
             ProviderRegistry::build(config).map_err(|e| StartError::Providers(e.to_string()))?;
         let catalog = Catalog::build(config, &registry).map_err(StartError::Catalog)?;
+
+        let o = &config.observe;
+        let known = config.models.keys().chain(config.routes.keys()).cloned();
+        let metrics = Metrics::new(known);
+        {
+            let log = log.clone();
+            metrics
+                .register_counter_fn(
+                    "keel_request_log_dropped_total",
+                    "Request records and traces dropped because the store queue was full.",
+                    move || log.dropped(),
+                )
+                .map_err(|e| StartError::Observe(e.to_string()))?;
+        }
+        let (otlp, otlp_handle) = match &o.otlp {
+            Some(cfg) => {
+                let (exp, handle) = keel_observe::otlp::spawn(cfg, &tracker)
+                    .map_err(|e| StartError::Observe(format!("observe.otlp: {e}")))?;
+                let e = exp.clone();
+                metrics
+                    .register_counter_fn(
+                        "keel_otlp_dropped_spans_total",
+                        "Spans dropped because the OTLP export queue was full.",
+                        move || e.dropped_spans(),
+                    )
+                    .map_err(|e| StartError::Observe(e.to_string()))?;
+                (Some(exp), Some(handle))
+            }
+            None => (None, None),
+        };
+        let (drift, drift_handle) = if o.drift.enabled {
+            let embed = o
+                .drift
+                .embeddings_model
+                .as_deref()
+                .map(|name| embed_fn(&catalog, name))
+                .transpose()?;
+            let sink = Arc::new(DriftMetrics(metrics.clone()));
+            let (m, h) = DriftMonitor::spawn(&o.drift, embed, sink, &tracker)
+                .map_err(|e| StartError::Observe(format!("observe.drift: {e}")))?;
+            (Some(m), Some(h))
+        } else {
+            (None, None)
+        };
+
+        let stop_retention = CancellationToken::new();
+        let traces: Option<Arc<dyn TraceStore>> = if o.store_traces {
+            let t: Arc<dyn TraceStore> = store.clone();
+            spawn_retention(
+                &tracker,
+                t.clone(),
+                o.trace_retention,
+                stop_retention.clone(),
+            );
+            Some(t)
+        } else {
+            None
+        };
+        let observer = Observer::new(
+            Sinks {
+                log,
+                metrics,
+                otlp,
+                drift,
+            },
+            o,
+        );
         Ok(Self {
-            pipeline: Pipeline::new(catalog, log),
+            pipeline: Pipeline::new(catalog, observer),
             registry,
             tracker,
+            traces,
             writer,
+            otlp: otlp_handle,
+            drift: drift_handle,
+            stop_retention,
         })
     }
 
-    /// Flushes every queued request record and stops the writer.
+    /// Flushes every queued request record, trace and span, and stops the background tasks.
     pub async fn shutdown(self) {
+        self.stop_retention.cancel();
+        if let Some(d) = self.drift {
+            d.shutdown().await;
+        }
         if let Err(e) = self.writer.shutdown().await {
             tracing::error!(error = %e, "request log flush failed at shutdown");
+        }
+        if let Some(o) = self.otlp
+            && let Err(e) = o.shutdown(Duration::from_secs(5)).await
+        {
+            tracing::warn!(error = %e, "OTLP flush at shutdown incomplete");
         }
         self.tracker.close();
         self.tracker.wait().await;
     }
 }
 
-async fn open_store(config: &StoreConfig) -> Result<Arc<dyn RequestLogStore>, StartError> {
+/// Embeds drift samples with the configured embeddings model, straight through its provider.
+fn embed_fn(catalog: &Catalog, name: &str) -> Result<EmbedFn, StartError> {
+    let c = catalog
+        .resolve(name)
+        .and_then(|r| r.candidates.first().cloned())
+        .ok_or_else(|| {
+            StartError::Observe(format!("drift embeddings model \"{name}\" is unknown"))
+        })?;
+    Ok(Arc::new(move |texts: Vec<String>| {
+        let provider = c.provider.clone();
+        let upstream = c.config.upstream.clone();
+        Box::pin(async move {
+            let resp = provider
+                .embed(EmbeddingRequest {
+                    model: upstream,
+                    input: EmbeddingInput::Many(texts),
+                    encoding_format: None,
+                    dimensions: None,
+                    user: None,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            resp.data
+                .into_iter()
+                .map(|d| match d.embedding {
+                    EmbeddingVector::Float(v) => Ok(v),
+                    EmbeddingVector::Base64(_) => Err("unexpected base64 embedding".to_owned()),
+                })
+                .collect()
+        })
+    }))
+}
+
+/// Deletes traces older than `retention`, once a minute (and once at start).
+fn spawn_retention(
+    tracker: &TaskTracker,
+    store: Arc<dyn TraceStore>,
+    retention: Duration,
+    stop: CancellationToken,
+) {
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let cutoff = now_ms - retention.as_millis() as i64;
+            match store.purge_traces_before(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "trace retention: deleted old traces"),
+                Err(e) => tracing::warn!(error = %e, "trace retention failed"),
+            }
+        }
+    });
+}
+
+async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StartError> {
     match config {
         StoreConfig::Sqlite { path, .. } => {
             let store = SqliteStore::open(path).map_err(|e| StartError::Store(e.to_string()))?;

@@ -25,6 +25,8 @@ pub enum Stage {
     OutputPolicy,
     /// Serve, flag, escalate or block (issue: review).
     Decide,
+    /// Assemble the answer for the client (for streams: from the first chunk to the last).
+    Respond,
     /// Write the request log.
     Record,
 }
@@ -55,6 +57,10 @@ impl StageTrace {
         }
     }
 
+    pub fn last(&self) -> Option<(Stage, StageOutcome)> {
+        self.0.last().copied()
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::Value::Array(
             self.0
@@ -62,5 +68,34 @@ impl StageTrace {
                 .map(|(s, o)| serde_json::json!({"stage": s, "outcome": o}))
                 .collect(),
         )
+    }
+}
+
+impl Stage {
+    /// The span name of the stage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authenticate => "authenticate",
+            Self::Admit => "admit",
+            Self::InputPolicy => "input_policy",
+            Self::Cache => "cache",
+            Self::Context => "context",
+            Self::Route => "route",
+            Self::Attempts => "attempts",
+            Self::OutputPolicy => "output_policy",
+            Self::Decide => "decide",
+            Self::Respond => "respond",
+            Self::Record => "record",
+        }
+    }
+}
+
+impl StageOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Pass => "pass",
+            Self::Failed => "failed",
+        }
     }
 }

@@ -6,10 +6,11 @@
 
 use crate::catalog::Candidate;
 use crate::context::RequestContext;
+use crate::observer::Observer;
 use crate::record::Recorder;
+use crate::stages::{Stage, StageOutcome};
 use futures::{Stream, StreamExt};
 use keel_providers::ChunkStream;
-use keel_store::RequestLogWriter;
 use keel_types::ApiError;
 use keel_types::openai::ChatCompletionChunk;
 use std::pin::Pin;
@@ -18,7 +19,12 @@ use std::task::{Context, Poll};
 pub struct RecordedStream {
     ctx: RequestContext,
     rec: Option<Recorder>,
-    log: RequestLogWriter,
+    observer: Observer,
+    /// The answer so far (for drift and the trace), and its finish reasons.
+    text: String,
+    finish_reasons: Vec<String>,
+    response_id: String,
+    upstream_model: String,
     served: Candidate,
     include_usage: bool,
     first: Option<ChatCompletionChunk>,
@@ -29,7 +35,7 @@ impl RecordedStream {
     pub fn new(
         ctx: RequestContext,
         rec: Recorder,
-        log: RequestLogWriter,
+        observer: Observer,
         served: Candidate,
         include_usage: bool,
         first: ChatCompletionChunk,
@@ -38,7 +44,11 @@ impl RecordedStream {
         Self {
             ctx,
             rec: Some(rec),
-            log,
+            observer,
+            text: String::new(),
+            finish_reasons: Vec::new(),
+            response_id: first.id.clone(),
+            upstream_model: first.model.clone(),
             served,
             include_usage,
             first: Some(first),
@@ -47,12 +57,25 @@ impl RecordedStream {
     }
 
     fn finish(&mut self, error: Option<(&str, String)>) {
-        if let Some(rec) = self.rec.take() {
-            let record = match error {
+        if let Some(mut rec) = self.rec.take() {
+            let reasons = std::mem::take(&mut self.finish_reasons);
+            rec.answer_meta(&self.response_id, &self.upstream_model, reasons);
+            let text = std::mem::take(&mut self.text);
+            rec.answer_text(
+                text.clone(),
+                || serde_json::json!([{"role": "assistant", "content": text}]),
+            );
+            let outcome = if error.is_none() {
+                StageOutcome::Ok
+            } else {
+                StageOutcome::Failed
+            };
+            rec.mark(Stage::Respond, outcome);
+            let finished = match error {
                 None => rec.finish_ok(&self.ctx),
                 Some((class, message)) => rec.finish_stream_err(&self.ctx, class, message),
             };
-            self.log.record(record);
+            self.observer.emit(finished);
         }
     }
 }
@@ -90,6 +113,14 @@ impl Stream for RecordedStream {
                     return Poll::Ready(Some(Err(api)));
                 }
                 Some(Ok(mut chunk)) => {
+                    for c in &chunk.choices {
+                        if let Some(t) = &c.delta.content {
+                            this.text.push_str(t);
+                        }
+                        if let Some(r) = c.finish_reason {
+                            this.finish_reasons.push(r.as_str().to_owned());
+                        }
+                    }
                     chunk.model.clone_from(&this.served.name);
                     if carries_output(&chunk)
                         && let Some(rec) = this.rec.as_mut()

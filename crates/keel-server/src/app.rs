@@ -42,6 +42,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{id}", get(routes::models::get_handler))
         .route("/healthz", get(routes::health::healthz_handler))
         .route("/readyz", get(routes::health::readyz_handler))
+        .route("/metrics", get(routes::metrics::metrics_handler))
+        .route("/v1/traces", get(routes::traces::list_handler))
+        .route("/v1/traces/{id}", get(routes::traces::get_handler))
         .fallback(not_found_handler)
         .method_not_allowed_fallback(method_not_allowed_handler)
         .layer(from_fn_with_state(state.clone(), auth_layer))
@@ -70,11 +73,16 @@ async fn shed_layer(State(state): State<AppState>, req: Request, next: Next) -> 
             });
             Response::from_parts(parts, axum::body::Body::from_stream(body))
         }
-        Err(_) => OpenAiError(ApiError::new(
-            ErrorCode::Overloaded,
-            "keel is at its concurrency limit (server.max_concurrency); retry shortly",
-        ))
-        .into_response(),
+        Err(_) => {
+            if let Some(m) = &state.metrics {
+                m.record_shed("concurrency");
+            }
+            OpenAiError(ApiError::new(
+                ErrorCode::Overloaded,
+                "keel is at its concurrency limit (server.max_concurrency); retry shortly",
+            ))
+            .into_response()
+        }
     }
 }
 

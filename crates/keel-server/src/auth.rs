@@ -21,6 +21,8 @@ pub const ALLOW_LIST: &[&str] = &["/healthz", "/readyz"];
 pub struct Caller {
     pub key_id: Option<String>,
     pub tenant: Option<String>,
+    /// May read operator endpoints (`/metrics`). Always true without keys (loopback only).
+    pub admin: bool,
 }
 
 pub struct Authenticator {
@@ -40,6 +42,7 @@ impl Authenticator {
                     Caller {
                         key_id: Some(k.id.clone()),
                         tenant: Some(k.tenant.clone()),
+                        admin: k.admin,
                     },
                 ))
             })
@@ -54,7 +57,10 @@ impl Authenticator {
     /// The caller for an `Authorization` header value, or why it is refused.
     pub fn check(&self, header: Option<&str>) -> Result<Caller, ApiError> {
         if !self.enabled() {
-            return Ok(Caller::default());
+            return Ok(Caller {
+                admin: true,
+                ..Caller::default()
+            });
         }
         let unauthorized = |m: &str| ApiError::new(ErrorCode::InvalidApiKey, m);
         let header = header.ok_or_else(|| {
@@ -96,8 +102,12 @@ pub async fn auth_layer(State(state): State<AppState>, mut req: Request, next: N
             let id = req
                 .extensions()
                 .get::<RequestId>()
-                .map(|r| r.0.clone())
-                .unwrap_or_default();
+                .cloned()
+                .unwrap_or_else(|| RequestId {
+                    id: keel_types::ids::request_id(),
+                    received: std::time::Instant::now(),
+                    traceparent: None,
+                });
             let ctx = state.context(&id, &Caller::default());
             state
                 .pipeline

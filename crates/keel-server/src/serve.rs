@@ -71,14 +71,22 @@ pub async fn serve(
     }
     let runtime = Runtime::start(&config).await?;
     let streams_deadline = CancellationToken::new();
+    let in_flight = Arc::new(Semaphore::new(config.server.max_concurrency));
+    let metrics = config
+        .observe
+        .metrics
+        .then(|| runtime.pipeline.observer().metrics().clone());
     let state = AppState {
         pipeline: runtime.pipeline.clone(),
         registry: runtime.registry.clone(),
         auth,
         max_body_bytes: config.server.max_body_bytes,
         request_timeout: config.server.request_timeout,
-        in_flight: Arc::new(Semaphore::new(config.server.max_concurrency)),
+        in_flight,
+        max_concurrency: config.server.max_concurrency,
         streams_deadline: streams_deadline.clone(),
+        traces: runtime.traces.clone(),
+        metrics,
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "keel listening");

@@ -91,7 +91,11 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // `serve` installs its logger once the config (and its log format) is read; the other
+    // commands print their results and only log warnings.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        let _ = keel_observe::logs::init(keel_config::LogFormat::Text, "warn");
+    }
     let result = match cli.command {
         Command::Config {
             command: ConfigCommand::Validate { path },
@@ -128,15 +132,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -216,6 +211,8 @@ async fn serve(config: Option<&Path>, listen: Option<SocketAddr>) -> Result<()> 
     if let Some(addr) = listen {
         config.server.listen = addr;
     }
+    keel_observe::logs::init(config.observe.log_format, "info")
+        .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
     let listener = keel_server::serve::bind(&config).await?;
     keel_server::serve(config, listener, shutdown_signal()).await?;
     Ok(())

@@ -66,7 +66,7 @@ models = ["a", "b"]
         Self {
             primary,
             secondary,
-            pipeline: Pipeline::new(catalog, log),
+            pipeline: Pipeline::new(catalog, keel_pipeline::Observer::log_only(log)),
             store,
             writer: Some(writer),
             _dir: dir,

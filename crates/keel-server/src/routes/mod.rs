@@ -4,7 +4,9 @@ pub mod chat;
 pub mod embeddings;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod models;
+pub mod traces;
 
 use crate::auth::Caller;
 use crate::body;
@@ -26,7 +28,7 @@ pub(crate) async fn accept<T: DeserializeOwned>(
     endpoint: &str,
     raw: Body,
 ) -> Result<(RequestContext, T), ApiError> {
-    let ctx = state.context(&request_id.0, caller);
+    let ctx = state.context(request_id, caller);
     let parsed = match body::read_limited(raw, state.max_body_bytes).await {
         Ok(bytes) => body::parse_json::<T>(&bytes),
         Err(e) => Err(e),

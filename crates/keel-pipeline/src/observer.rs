@@ -1,0 +1,168 @@
+//! `Observer`: where a finished request goes. One call fans the request's record and trace out
+//! to the request log line, metrics, the drift monitor, the OTLP exporter and the store. None
+//! of these blocks: each is a counter update or a `try_send` into a bounded queue.
+
+use crate::record::Finished;
+use keel_config::ObserveConfig;
+use keel_observe::drift::{DriftMonitor, DriftSample, is_refusal};
+use keel_observe::logs;
+use keel_observe::metrics::Metrics;
+use keel_observe::otlp::OtlpExporter;
+use keel_observe::spans::attr;
+use keel_store::RequestLogWriter;
+use keel_types::trace::{ContentMode, TraceRecord};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Observer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: RequestLogWriter,
+    metrics: Metrics,
+    otlp: Option<OtlpExporter>,
+    drift: Option<DriftMonitor>,
+    store_traces: bool,
+    metrics_on: bool,
+    span_content: bool,
+    default_content: ContentMode,
+    tenant_content: HashMap<String, ContentMode>,
+}
+
+/// The sinks an [`Observer`] feeds; only the request log is mandatory.
+pub struct Sinks {
+    pub log: RequestLogWriter,
+    pub metrics: Metrics,
+    pub otlp: Option<OtlpExporter>,
+    pub drift: Option<DriftMonitor>,
+}
+
+impl Observer {
+    pub fn new(sinks: Sinks, cfg: &ObserveConfig) -> Self {
+        let tenant_content = cfg
+            .tenants
+            .iter()
+            .filter_map(|(t, c)| c.content.map(|m| (t.clone(), m)))
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                log: sinks.log,
+                metrics: sinks.metrics,
+                otlp: sinks.otlp,
+                drift: sinks.drift,
+                store_traces: cfg.store_traces,
+                metrics_on: cfg.metrics,
+                span_content: cfg.span_content,
+                default_content: cfg.content,
+                tenant_content,
+            }),
+        }
+    }
+
+    /// An observer that only writes the request log (tests, `keel ask`).
+    pub fn log_only(log: RequestLogWriter) -> Self {
+        Self::new(
+            Sinks {
+                log,
+                metrics: Metrics::new(Vec::<String>::new()),
+                otlp: None,
+                drift: None,
+            },
+            &ObserveConfig::default(),
+        )
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn log(&self) -> &RequestLogWriter {
+        &self.inner.log
+    }
+
+    /// Whether anything consumes spans (the OTLP exporter or the trace store); without a
+    /// consumer the recorder builds none.
+    pub fn wants_spans(&self) -> bool {
+        self.inner.otlp.is_some() || self.inner.store_traces
+    }
+
+    /// How much message content this tenant's traces keep (`none` when nothing keeps traces).
+    pub fn content_mode(&self, tenant: Option<&str>) -> ContentMode {
+        if !self.wants_spans() {
+            return ContentMode::None;
+        }
+        tenant
+            .and_then(|t| self.inner.tenant_content.get(t))
+            .copied()
+            .unwrap_or(self.inner.default_content)
+    }
+
+    /// Hands a finished request to every sink.
+    pub fn emit(&self, f: Finished) {
+        let Finished {
+            record,
+            mut trace,
+            prompt_text,
+            response_text,
+        } = f;
+        let i = &self.inner;
+        logs::request_line(&record, &trace.trace_id.to_string());
+        if i.metrics_on {
+            i.metrics.record_request(&record, Some(&trace));
+        }
+        if let (Some(drift), Some(route)) = (&i.drift, &record.route)
+            && record.status == 200
+            && record.error_class.is_none()
+            && record.endpoint != "embeddings"
+        {
+            drift.observe(DriftSample {
+                route: route.clone(),
+                at_ms: record.started_at_ms,
+                trust_score: trace.trust_score,
+                grounding_score: trace.grounding_score,
+                refused: response_text.as_deref().is_some_and(is_refusal),
+                output_tokens: record.output_tokens,
+                latency_ms: record.total_ms,
+                prompt_text,
+                response_text,
+            });
+        }
+        if let Some(otlp) = &i.otlp {
+            if i.span_content {
+                add_content_attrs(&mut trace);
+            }
+            otlp.export(&trace);
+            if i.span_content {
+                strip_content_attrs(&mut trace);
+            }
+        }
+        if i.store_traces {
+            i.log.record_trace(trace);
+        }
+        i.log.record(record);
+    }
+}
+
+/// `gen_ai.input.messages` / `gen_ai.output.messages` on the root span, as captured under the
+/// tenant's content mode (so `none` still exports nothing).
+fn add_content_attrs(trace: &mut TraceRecord) {
+    let mut attrs = Vec::new();
+    if let Some(m) = &trace.content.messages {
+        attrs.push((attr::INPUT_MESSAGES.to_owned(), m.to_string().into()));
+    }
+    if let Some(r) = &trace.content.response {
+        attrs.push((attr::OUTPUT_MESSAGES.to_owned(), r.to_string().into()));
+    }
+    if let Some(root) = trace.spans.first_mut() {
+        root.attributes.extend(attrs);
+    }
+}
+
+fn strip_content_attrs(trace: &mut TraceRecord) {
+    if let Some(root) = trace.spans.first_mut() {
+        root.attributes
+            .retain(|(k, _)| k != attr::INPUT_MESSAGES && k != attr::OUTPUT_MESSAGES);
+    }
+}

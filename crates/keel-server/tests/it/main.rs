@@ -1,0 +1,7 @@
+//! keel-server integration tests: a real server on loopback over a mock upstream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod drift;
+mod metrics;
+mod support;
+mod traces;
