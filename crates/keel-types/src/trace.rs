@@ -15,9 +15,11 @@ pub struct TraceId(pub [u8; 16]);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SpanId(pub [u8; 8]);
 
+// Ids come from the thread-local CSPRNG (seeded once from the OS), not a syscall per id: a
+// request makes a dozen of them.
 impl TraceId {
     pub fn random() -> Self {
-        let mut b = *uuid::Uuid::new_v4().as_bytes();
+        let mut b: [u8; 16] = rand::random();
         if b == [0; 16] {
             b[15] = 1;
         }
@@ -27,9 +29,7 @@ impl TraceId {
 
 impl SpanId {
     pub fn random() -> Self {
-        let u = uuid::Uuid::new_v4();
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&u.as_bytes()[..8]);
+        let mut b: [u8; 8] = rand::random();
         if b == [0; 8] {
             b[7] = 1;
         }
@@ -200,12 +200,14 @@ impl From<Vec<String>> for AttrValue {
 pub struct Span {
     pub span_id: SpanId,
     /// The parent span; for the root span, the caller's span from `traceparent` if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_span_id: Option<SpanId>,
     pub name: String,
     pub kind: SpanKind,
     pub start_unix_nanos: u64,
     pub end_unix_nanos: u64,
     /// Set when the span failed (OTLP status `ERROR` with this message); otherwise unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub attributes: Vec<(String, AttrValue)>,
 }
