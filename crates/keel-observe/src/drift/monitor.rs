@@ -26,6 +26,10 @@ const BATCH: usize = 32;
 const MAX_EMBED_TEXT: usize = 4_096;
 /// Deadline of one embedding call; on expiry the batch goes on without embeddings.
 const EMBED_TIMEOUT: Duration = Duration::from_secs(60);
+/// After a batch the worker sleeps this long before reading again, so under load samples are
+/// taken in batches and `observe` rarely has to wake the task (a sleeping receiver registers
+/// no waker). Alerts come at most this much later; the queue holds well over this much load.
+const PAUSE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -280,12 +284,16 @@ impl Worker {
                 },
             };
             batch.push(first);
-            while batch.len() < BATCH {
+            // Embedding calls take BATCH samples at a time; without an embedder, everything
+            // queued is processed in one go.
+            let limit = if self.embed.is_some() { BATCH } else { QUEUE };
+            while batch.len() < limit {
                 match rx.try_recv() {
                     Ok(m) => batch.push(m),
                     Err(_) => break,
                 }
             }
+            let drained = batch.len() < limit;
             let embeddings = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return,
@@ -303,6 +311,13 @@ impl Worker {
             self.counters
                 .routes_ignored
                 .store(self.state.routes_ignored(), Ordering::Relaxed);
+            if drained {
+                tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => return,
+                    () = tokio::time::sleep(PAUSE) => {}
+                }
+            }
         }
     }
 
