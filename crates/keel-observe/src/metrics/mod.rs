@@ -155,6 +155,8 @@ struct Inner {
     drift_alerts: Family<Counter, 2>,
     drift_statistic: Family<Gauge, 2>,
     pulls: RwLock<Vec<Arc<Pull>>>,
+    /// Run at the start of every render, to set gauges from state owned elsewhere.
+    scrape_hooks: RwLock<Vec<pull::ScrapeHook>>,
 }
 
 impl Default for Inner {
@@ -208,6 +210,7 @@ impl Inner {
                 "Latest drift statistic (e.g. PSI) of a route's signal against its baseline.",
                 ["route", "signal"]),
             pulls: RwLock::new(Vec::new()),
+            scrape_hooks: RwLock::new(Vec::new()),
         }
     }
 
@@ -371,6 +374,15 @@ impl Metrics {
 
     /// Every metric in the Prometheus text exposition format 0.0.4 ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
+        let hooks = self
+            .inner
+            .scrape_hooks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for hook in hooks {
+            hook(self);
+        }
         let mut out = String::with_capacity(16 * 1024);
         for family in self.inner.families() {
             family.render(&mut out);

@@ -23,7 +23,21 @@ pub(super) struct Pull {
     pub(super) value: Box<dyn Fn() -> f64 + Send + Sync>,
 }
 
+/// A function run before each render (e.g. to set `keel_queue_depth` from queues elsewhere).
+pub(super) type ScrapeHook = Arc<dyn Fn(&Metrics) + Send + Sync>;
+
 impl Metrics {
+    /// Runs `f` at the start of every [`render`](Self::render), so gauges such as
+    /// [`set_queue_depth`](Self::set_queue_depth) can be sampled from state owned elsewhere.
+    /// `f` must not register further hooks.
+    pub fn on_scrape(&self, f: impl Fn(&Metrics) + Send + Sync + 'static) {
+        self.inner
+            .scrape_hooks
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::new(f));
+    }
+
     /// A counter owned elsewhere (e.g. `keel_request_log_dropped_total` from the request-log
     /// writer's `dropped()`), read at every [`render`](Self::render). The name must end in
     /// `_total`.
