@@ -52,7 +52,7 @@ def sha256(s: str) -> str:
     return hashlib.sha256(s.encode()).hexdigest()
 
 
-def keel_config(mock_url: str, db_path: Path, listen: str) -> str:
+def keel_config(mock_url: str, db_path: Path, listen: str, extra: str = "") -> str:
     dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     return f"""
 [server]
@@ -131,7 +131,7 @@ models = ["dead-gpt", "mock-gpt"]
 
 [routes.broken]
 models = ["dead-gpt"]
-"""
+""" + extra
 
 
 class Server:
@@ -142,11 +142,11 @@ class Server:
         return Path(self.log_path).read_text(errors="replace")
 
 
-def start_keel(mock_url: str, workdir: Path, name: str = "keel") -> Server:
+def start_keel(mock_url: str, workdir: Path, name: str = "keel", extra: str = "") -> Server:
     port = free_port()
     db = workdir / f"{name}.db"
     cfg = workdir / f"{name}.toml"
-    cfg.write_text(keel_config(mock_url, db, f"127.0.0.1:{port}"))
+    cfg.write_text(keel_config(mock_url, db, f"127.0.0.1:{port}", extra))
     log_path = workdir / f"{name}.log"
     env = dict(os.environ, KEEL_TEST_MOCK_KEY="sk-upstream-secret-value", RUST_LOG="info")
     proc = subprocess.Popen(
