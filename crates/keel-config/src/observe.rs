@@ -30,6 +30,9 @@ pub struct ObserveConfig {
     /// Prometheus metrics on `/metrics` (admin keys only when keys are configured).
     #[serde(default = "yes")]
     pub metrics: bool,
+    /// Which traces are kept (stored and exported); see [`SamplingConfig`].
+    #[serde(default)]
+    pub sampling: SamplingConfig,
     #[serde(default)]
     pub otlp: Option<OtlpConfig>,
     #[serde(default)]
@@ -46,6 +49,7 @@ impl Default for ObserveConfig {
             store_traces: true,
             trace_retention: retention(),
             metrics: true,
+            sampling: SamplingConfig::default(),
             otlp: None,
             drift: DriftConfig::default(),
         }
@@ -75,6 +79,40 @@ pub enum LogFormat {
 pub struct TenantObserveConfig {
     #[serde(default)]
     pub content: Option<ContentMode>,
+}
+
+/// Tail sampling of traces. Metrics, drift and the request log always see every request;
+/// this bounds what full traces cost under load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingConfig {
+    /// Ordinary traces kept per second at most (a token bucket; a burst of one second).
+    #[serde(default = "max_per_second")]
+    pub max_per_second: f64,
+    /// Traces of failed, fallen-back, policy-acted or low-trust requests kept per second at
+    /// most; beyond it they compete for the ordinary budget.
+    #[serde(default = "notable_per_second")]
+    pub keep_notable_per_second: f64,
+    /// Fraction of ordinary requests considered before the per-second cap.
+    #[serde(default = "one")]
+    pub rate: f64,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            max_per_second: max_per_second(),
+            keep_notable_per_second: notable_per_second(),
+            rate: one(),
+        }
+    }
+}
+
+fn max_per_second() -> f64 {
+    100.0
+}
+fn notable_per_second() -> f64 {
+    1000.0
 }
 
 /// OTLP/HTTP (protobuf) trace export.

@@ -187,6 +187,24 @@ fn validate_observe(config: &KeelConfig, err: &mut impl FnMut(String, String)) {
             );
         }
     }
+    let sm = &o.sampling;
+    for (field, v) in [
+        ("max_per_second", sm.max_per_second),
+        ("keep_notable_per_second", sm.keep_notable_per_second),
+    ] {
+        if !v.is_finite() || v < 0.0 {
+            err(
+                format!("observe.sampling.{field}"),
+                format!("must be a non-negative number, got {v}"),
+            );
+        }
+    }
+    if !(0.0..=1.0).contains(&sm.rate) {
+        err(
+            "observe.sampling.rate".into(),
+            format!("must be between 0 and 1, got {}", sm.rate),
+        );
+    }
     let d = &o.drift;
     if d.baseline_size == 0 || d.window_size == 0 {
         err(

@@ -7,6 +7,7 @@
 //! - [`otlp`]: the OTLP/HTTP protobuf exporter: a bounded queue and a batching task; exporting
 //!   never blocks a request.
 //! - [`metrics`]: `Metrics`, Prometheus text exposition with bounded label sets.
+//! - [`sampling`]: tail sampling of traces (notable ones always, the rest capped per second).
 //! - [`drift`]: per-route rolling windows vs a baseline (PSI, centroid cosine distance),
 //!   alerts as log events, metrics and signed webhooks.
 //! - [`bridge`]: drift alerts and statistics into metrics.
@@ -17,4 +18,5 @@ pub mod drift;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;
+pub mod sampling;
 pub mod spans;

@@ -32,7 +32,6 @@ pub mod attr {
     pub const INPUT_MESSAGES: &str = "gen_ai.input.messages";
     pub const OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
     pub const ERROR_TYPE: &str = "error.type";
-    pub const STAGE: &str = "keel.stage";
     pub const STAGE_OUTCOME: &str = "keel.stage.outcome";
     pub const REQUEST_ID: &str = "keel.request_id";
     pub const ROUTE: &str = "keel.route";
@@ -101,8 +100,6 @@ pub struct TraceBuilder {
     request_model: String,
     root_attrs: Attrs,
     spans: Vec<Span>,
-    /// Off when nothing consumes spans (no OTLP, no trace store): every call is a no-op.
-    enabled: bool,
 }
 
 impl TraceBuilder {
@@ -124,26 +121,7 @@ impl TraceBuilder {
                 (attr::REQUEST_MODEL.into(), request_model.into()),
             ],
             spans: Vec::with_capacity(12),
-            enabled: true,
         }
-    }
-
-    /// A builder that records nothing; `finish` returns no spans.
-    pub fn disabled(ids: TraceIds, received: Instant, operation: &'static str) -> Self {
-        Self {
-            ids,
-            clock: Clock::new(received),
-            received,
-            operation,
-            request_model: String::new(),
-            root_attrs: Vec::new(),
-            spans: Vec::new(),
-            enabled: false,
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.enabled
     }
 
     pub fn ids(&self) -> TraceIds {
@@ -156,9 +134,6 @@ impl TraceBuilder {
 
     /// Sets (or replaces) an attribute of the root span.
     pub fn root_attr(&mut self, key: &str, value: impl Into<AttrValue>) {
-        if !self.enabled {
-            return;
-        }
         let value = value.into();
         match self.root_attrs.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
@@ -185,9 +160,6 @@ impl TraceBuilder {
         error: Option<String>,
         attributes: Attrs,
     ) {
-        if !self.enabled {
-            return;
-        }
         self.spans.push(Span {
             span_id: id,
             parent_span_id: Some(parent.unwrap_or(self.ids.root)),
@@ -210,9 +182,6 @@ impl TraceBuilder {
 
     /// All spans, the root first. `error` marks the root span as failed.
     pub fn finish(mut self, end: Instant, error: Option<String>) -> Vec<Span> {
-        if !self.enabled {
-            return Vec::new();
-        }
         let name = format!("{} {}", self.operation, self.request_model);
         let root = Span {
             span_id: self.ids.root,

@@ -7,6 +7,7 @@
 //! - [`catalog`]: resolves a requested name (route or model) to ordered candidates.
 //! - [`attempts`]: the fallback loop over candidates, streaming ones peeked before commit.
 //! - [`record`]: builds the request-log record and the trace (a span per stage and attempt).
+//! - [`trace`]: the raw trace (instants only) and how a kept trace becomes spans and content.
 //! - [`observer`]: `Observer`, which fans a finished request out to log, metrics, drift, OTLP, store.
 //! - [`stream`]: wraps a served stream to measure it and record it when it ends or drops.
 //! - [`pipeline`]: `Pipeline::chat`, `chat_stream`, `embed`, `models`.
@@ -21,6 +22,7 @@ pub mod record;
 pub mod runtime;
 pub mod stages;
 pub mod stream;
+pub mod trace;
 pub mod validate;
 
 pub use catalog::Catalog;

@@ -3,13 +3,15 @@
 //! of these blocks: each is a counter update or a `try_send` into a bounded queue.
 
 use crate::record::Finished;
+use crate::trace::Seen;
 use keel_config::ObserveConfig;
 use keel_observe::drift::{DriftMonitor, DriftSample, is_refusal};
 use keel_observe::logs;
 use keel_observe::metrics::Metrics;
 use keel_observe::otlp::OtlpExporter;
+use keel_observe::sampling::{Sampler, Signals};
 use keel_observe::spans::attr;
-use keel_store::RequestLogWriter;
+use keel_store::{RequestLogWriter, RequestRecord};
 use keel_types::trace::{ContentMode, TraceRecord};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +27,10 @@ struct Inner {
     otlp: Option<OtlpExporter>,
     drift: Option<DriftMonitor>,
     store_traces: bool,
+    sampler: Sampler,
     metrics_on: bool,
+    /// Drift embeds prompts and answers (an embeddings model is configured).
+    drift_texts: bool,
     span_content: bool,
     default_content: ContentMode,
     tenant_content: HashMap<String, ContentMode>,
@@ -53,7 +58,9 @@ impl Observer {
                 otlp: sinks.otlp,
                 drift: sinks.drift,
                 store_traces: cfg.store_traces,
+                sampler: Sampler::new(&cfg.sampling),
                 metrics_on: cfg.metrics,
+                drift_texts: cfg.drift.embeddings_model.is_some(),
                 span_content: cfg.span_content,
                 default_content: cfg.content,
                 tenant_content,
@@ -99,49 +106,66 @@ impl Observer {
             .unwrap_or(self.inner.default_content)
     }
 
-    /// Hands a finished request to every sink.
-    pub fn emit(&self, f: Finished) {
-        let Finished {
-            record,
-            mut trace,
-            prompt_text,
-            response_text,
-        } = f;
+    /// Hands a finished request to every sink. `seen` lends what the model saw and said;
+    /// it is read only if the trace is kept (or drift embeds texts).
+    pub fn emit(&self, f: Finished, seen: Seen<'_>) {
+        let Finished { record, raw } = f;
         let i = &self.inner;
-        logs::request_line(&record, &trace.trace_id.to_string());
+        logs::request_line(&record, &raw.ids.trace_id.to_string());
+        let signals = Signals {
+            trust_score: raw.trust_score,
+            policy_action: raw.policy_action.as_deref(),
+        };
+        let keep = self.wants_spans() && i.sampler.decide(&record, signals).kept();
+        let trace = keep.then(|| {
+            let mode = self.content_mode(record.tenant.as_deref());
+            raw.materialize(&record, &seen, mode)
+        });
         if i.metrics_on {
-            i.metrics.record_request(&record, Some(&trace));
+            i.metrics.record_request(&record, trace.as_ref());
         }
-        if let (Some(drift), Some(route)) = (&i.drift, &record.route)
-            && record.status == 200
-            && record.error_class.is_none()
-            && record.endpoint != "embeddings"
-        {
-            drift.observe(DriftSample {
-                route: route.clone(),
-                at_ms: record.started_at_ms,
-                trust_score: trace.trust_score,
-                grounding_score: trace.grounding_score,
-                refused: response_text.as_deref().is_some_and(is_refusal),
-                output_tokens: record.output_tokens,
-                latency_ms: record.total_ms,
-                prompt_text,
-                response_text,
-            });
+        if let Some(drift) = &i.drift {
+            self.feed_drift(drift, &record, &seen);
         }
-        if let Some(otlp) = &i.otlp {
-            if i.span_content {
-                add_content_attrs(&mut trace);
+        if let Some(mut trace) = trace {
+            if let Some(otlp) = &i.otlp {
+                if i.span_content {
+                    add_content_attrs(&mut trace);
+                }
+                otlp.export(&trace);
+                if i.span_content {
+                    strip_content_attrs(&mut trace);
+                }
             }
-            otlp.export(&trace);
-            if i.span_content {
-                strip_content_attrs(&mut trace);
+            if i.store_traces {
+                i.log.record_trace(trace);
             }
-        }
-        if i.store_traces {
-            i.log.record_trace(trace);
         }
         i.log.record(record);
+    }
+
+    fn feed_drift(&self, drift: &DriftMonitor, record: &RequestRecord, seen: &Seen<'_>) {
+        let Some(route) = &record.route else { return };
+        if record.status != 200 || record.error_class.is_some() || record.endpoint == "embeddings" {
+            return;
+        }
+        let answer = seen.answer_text();
+        let texts = self.inner.drift_texts;
+        drift.observe(DriftSample {
+            route: route.clone(),
+            at_ms: record.started_at_ms,
+            trust_score: None,
+            grounding_score: None,
+            refused: answer.is_some_and(is_refusal),
+            output_tokens: record.output_tokens,
+            latency_ms: record.total_ms,
+            prompt_text: if texts { seen.prompt_text() } else { None },
+            response_text: if texts {
+                answer.map(str::to_owned)
+            } else {
+                None
+            },
+        });
     }
 }
 

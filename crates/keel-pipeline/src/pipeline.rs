@@ -8,6 +8,7 @@ use crate::observer::Observer;
 use crate::record::Recorder;
 use crate::stages::{Stage, StageOutcome};
 use crate::stream::RecordedStream;
+use crate::trace::{Answer, Seen};
 use crate::validate;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -18,6 +19,7 @@ use keel_types::openai::{
     EmbeddingResponse, ModelList,
 };
 use keel_types::{ApiError, ErrorCode};
+use std::sync::Arc;
 
 /// Stages with no behaviour yet, in request order, before routing.
 const BEFORE_ROUTE: [Stage; 4] = [
@@ -31,7 +33,8 @@ const AFTER_ANSWER: [Stage; 2] = [Stage::OutputPolicy, Stage::Decide];
 
 #[derive(Clone)]
 pub struct Pipeline {
-    catalog: Catalog,
+    /// Shared: the server clones the pipeline (in its state) for every request.
+    catalog: Arc<Catalog>,
     observer: Observer,
 }
 
@@ -44,7 +47,10 @@ pub struct ChatStream {
 
 impl Pipeline {
     pub fn new(catalog: Catalog, observer: Observer) -> Self {
-        Self { catalog, observer }
+        Self {
+            catalog: Arc::new(catalog),
+            observer,
+        }
     }
 
     pub fn observer(&self) -> &Observer {
@@ -58,9 +64,7 @@ impl Pipeline {
         model: &str,
         stream: bool,
     ) -> Recorder {
-        let mode = self.observer.content_mode(ctx.tenant.as_deref());
-        let spans = self.observer.wants_spans();
-        Recorder::new(ctx, endpoint, model, stream, mode, spans)
+        Recorder::new(ctx, endpoint, model, stream)
     }
 
     pub fn models(&self) -> ModelList {
@@ -76,7 +80,8 @@ impl Pipeline {
         error: &ApiError,
     ) {
         let rec = self.recorder(ctx, endpoint, model, false);
-        self.observer.emit(rec.finish_err(ctx, error));
+        self.observer
+            .emit(rec.finish_err(ctx, error), Seen::default());
     }
 
     fn resolve(&self, name: &str, capability: Capability) -> Result<Resolved, ApiError> {
@@ -124,26 +129,30 @@ impl Pipeline {
         req: ChatCompletionRequest,
     ) -> Result<ChatCompletionResponse, ApiError> {
         let mut rec = self.recorder(ctx, "chat.completions", &req.model, false);
-        let result = self.chat_inner(ctx, req, &mut rec).await;
-        self.observer.emit(match &result {
-            Ok(_) => rec.finish_ok(ctx),
-            Err(e) => rec.finish_err(ctx, e),
-        });
+        let result = self.chat_inner(ctx, &req, &mut rec).await;
+        let (finished, answer) = match &result {
+            Ok(resp) => (rec.finish_ok(ctx), Some(Answer::Response(resp))),
+            Err(e) => (rec.finish_err(ctx, e), None),
+        };
+        let seen = Seen {
+            request: Some(&req),
+            answer,
+        };
+        self.observer.emit(finished, seen);
         result
     }
 
     async fn chat_inner(
         &self,
         ctx: &RequestContext,
-        req: ChatCompletionRequest,
+        req: &ChatCompletionRequest,
         rec: &mut Recorder,
     ) -> Result<ChatCompletionResponse, ApiError> {
-        validate::chat_request(&req)?;
-        rec.request(&req);
+        validate::chat_request(req)?;
         rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
-        let candidates = Self::chat_candidates(&resolved, &req)?;
+        let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
         let (mut resp, served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
             let mut upstream = req.clone();
@@ -156,7 +165,6 @@ impl Pipeline {
         if let Some(usage) = resp.usage {
             rec.usage(&served, usage);
         }
-        rec.answer(&resp, &resp.model);
         rec.pass_through(&AFTER_ANSWER);
         rec.mark(Stage::Respond, StageOutcome::Ok);
         rec.mark(Stage::Record, StageOutcome::Ok);
@@ -188,7 +196,7 @@ impl Pipeline {
                     rec,
                     self.observer.clone(),
                     served.clone(),
-                    req.wants_stream_usage(),
+                    req,
                     first,
                     rest,
                 );
@@ -199,7 +207,11 @@ impl Pipeline {
                 })
             }
             Err(e) => {
-                self.observer.emit(rec.finish_err(ctx, &e));
+                let seen = Seen {
+                    request: Some(&req),
+                    answer: None,
+                };
+                self.observer.emit(rec.finish_err(ctx, &e), seen);
                 Err(e)
             }
         }
@@ -220,7 +232,6 @@ impl Pipeline {
         ApiError,
     > {
         validate::chat_request(req)?;
-        rec.request(req);
         rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
@@ -256,10 +267,11 @@ impl Pipeline {
     ) -> Result<EmbeddingResponse, ApiError> {
         let mut rec = self.recorder(ctx, "embeddings", &req.model, false);
         let result = self.embed_inner(ctx, req, &mut rec).await;
-        self.observer.emit(match &result {
+        let finished = match &result {
             Ok(_) => rec.finish_ok(ctx),
             Err(e) => rec.finish_err(ctx, e),
-        });
+        };
+        self.observer.emit(finished, Seen::default());
         result
     }
 

@@ -94,6 +94,15 @@ impl Runtime {
             }
             None => (None, None),
         };
+        {
+            let (log, otlp) = (log.clone(), otlp.clone());
+            metrics.on_scrape(move |m| {
+                m.set_queue_depth("request_log", log.queued());
+                if let Some(o) = &otlp {
+                    m.set_queue_depth("otlp", o.queued_spans());
+                }
+            });
+        }
         let (drift, drift_handle) = if o.drift.enabled {
             let embed = o
                 .drift

@@ -57,10 +57,6 @@ impl StageTrace {
         }
     }
 
-    pub fn last(&self) -> Option<(Stage, StageOutcome)> {
-        self.0.last().copied()
-    }
-
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::Value::Array(
             self.0

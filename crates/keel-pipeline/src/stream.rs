@@ -9,10 +9,11 @@ use crate::context::RequestContext;
 use crate::observer::Observer;
 use crate::record::Recorder;
 use crate::stages::{Stage, StageOutcome};
+use crate::trace::{Answer, Seen};
 use futures::{Stream, StreamExt};
 use keel_providers::ChunkStream;
 use keel_types::ApiError;
-use keel_types::openai::ChatCompletionChunk;
+use keel_types::openai::{ChatCompletionChunk, ChatCompletionRequest};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -24,8 +25,9 @@ pub struct RecordedStream {
     text: String,
     finish_reasons: Vec<String>,
     response_id: String,
-    upstream_model: String,
     served: Candidate,
+    /// Kept to record what the model saw once the stream ends.
+    request: ChatCompletionRequest,
     include_usage: bool,
     first: Option<ChatCompletionChunk>,
     inner: ChunkStream,
@@ -37,7 +39,7 @@ impl RecordedStream {
         rec: Recorder,
         observer: Observer,
         served: Candidate,
-        include_usage: bool,
+        request: ChatCompletionRequest,
         first: ChatCompletionChunk,
         inner: ChunkStream,
     ) -> Self {
@@ -48,9 +50,9 @@ impl RecordedStream {
             text: String::new(),
             finish_reasons: Vec::new(),
             response_id: first.id.clone(),
-            upstream_model: first.model.clone(),
             served,
-            include_usage,
+            include_usage: request.wants_stream_usage(),
+            request,
             first: Some(first),
             inner,
         }
@@ -58,13 +60,6 @@ impl RecordedStream {
 
     fn finish(&mut self, error: Option<(&str, String)>) {
         if let Some(mut rec) = self.rec.take() {
-            let reasons = std::mem::take(&mut self.finish_reasons);
-            rec.answer_meta(&self.response_id, &self.upstream_model, reasons);
-            let text = std::mem::take(&mut self.text);
-            rec.answer_text(
-                text.clone(),
-                || serde_json::json!([{"role": "assistant", "content": text}]),
-            );
             let outcome = if error.is_none() {
                 StageOutcome::Ok
             } else {
@@ -75,7 +70,15 @@ impl RecordedStream {
                 None => rec.finish_ok(&self.ctx),
                 Some((class, message)) => rec.finish_stream_err(&self.ctx, class, message),
             };
-            self.observer.emit(finished);
+            let seen = Seen {
+                request: Some(&self.request),
+                answer: Some(Answer::Streamed {
+                    id: &self.response_id,
+                    text: &self.text,
+                    finish_reasons: &self.finish_reasons,
+                }),
+            };
+            self.observer.emit(finished, seen);
         }
     }
 }

@@ -340,3 +340,56 @@ async fn traces_are_stored_listed_filtered_and_isolated_by_tenant() {
     assert_eq!(err["error"]["param"], "tenant");
     keel.stop().await;
 }
+
+#[tokio::test]
+async fn sampling_caps_ordinary_traces_but_keeps_every_failure() {
+    let keel = Keel::start("[observe.sampling]\nmax_per_second = 3.0\n").await;
+    let started = std::time::Instant::now();
+    for i in 0..12 {
+        let r = keel
+            .chat(
+                ACME_KEY,
+                json!({"model": "chain", "messages": [{"role": "user", "content": format!("q{i}")}]}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    keel.mock.push(Behavior::status(503));
+    let failed = keel
+        .chat(
+            ACME_KEY,
+            json!({"model": "chain", "messages": [{"role": "user", "content": "boom"}]}),
+        )
+        .await;
+    assert_eq!(failed.status(), 502);
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed_id = failed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let list: Value = eventually(async || {
+        let v: Value = keel.get(ACME_KEY, "/v1/traces").await.json().await.unwrap();
+        let ids: Vec<String> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["request_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.contains(&failed_id).then_some(v)
+    })
+    .await;
+    let ok = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == 200)
+        .count();
+    // A burst of one second's budget (3), plus at most what refilled while the requests ran.
+    let most = 3 + (3.0 * elapsed).ceil() as usize;
+    assert!(
+        ok >= 3 && ok <= most.min(12),
+        "{ok} ordinary traces kept of 12 (at most {most})"
+    );
+    assert!(most < 12 || ok < 12, "the run was too slow to show the cap");
+    keel.stop().await;
+}
