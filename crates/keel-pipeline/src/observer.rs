@@ -121,11 +121,17 @@ impl Observer {
             let mode = self.content_mode(record.tenant.as_deref());
             raw.materialize(&record, &seen, mode)
         });
+        let answered =
+            record.status == 200 && record.error_class.is_none() && record.endpoint != "embeddings";
+        let refused = answered && seen.answer_text().is_some_and(is_refusal);
         if i.metrics_on {
             i.metrics.record_request(&record, trace.as_ref());
+            if let (true, Some(route)) = (refused, &record.route) {
+                i.metrics.record_refusal(route);
+            }
         }
-        if let Some(drift) = &i.drift {
-            self.feed_drift(drift, &record, &seen);
+        if let (Some(drift), true) = (&i.drift, answered) {
+            self.feed_drift(drift, &record, &seen, refused);
         }
         if let Some(mut trace) = trace {
             if let Some(otlp) = &i.otlp {
@@ -144,11 +150,14 @@ impl Observer {
         i.log.record(record);
     }
 
-    fn feed_drift(&self, drift: &DriftMonitor, record: &RequestRecord, seen: &Seen<'_>) {
+    fn feed_drift(
+        &self,
+        drift: &DriftMonitor,
+        record: &RequestRecord,
+        seen: &Seen<'_>,
+        refused: bool,
+    ) {
         let Some(route) = &record.route else { return };
-        if record.status != 200 || record.error_class.is_some() || record.endpoint == "embeddings" {
-            return;
-        }
         let answer = seen.answer_text();
         let texts = self.inner.drift_texts;
         drift.observe(DriftSample {
@@ -156,7 +165,7 @@ impl Observer {
             at_ms: record.started_at_ms,
             trust_score: None,
             grounding_score: None,
-            refused: answer.is_some_and(is_refusal),
+            refused,
             output_tokens: record.output_tokens,
             latency_ms: record.total_ms,
             prompt_text: if texts { seen.prompt_text() } else { None },

@@ -126,3 +126,108 @@ async fn a_stable_upstream_raises_no_alert() {
     );
     keel.stop().await;
 }
+
+const SAILING: [&str; 6] = [
+    "Reef the mainsail early when the wind rises above twenty knots.",
+    "Trim the jib until the telltales stream evenly on both sides.",
+    "A close-hauled boat sails about forty-five degrees off the wind.",
+    "Check the tide tables before leaving the harbour at dawn.",
+    "Ease the sheets and bear away to run before the swell.",
+    "The skipper called for a tack as the channel buoy came abeam.",
+];
+const COOKING: [&str; 6] = [
+    "Whisk the eggs with a pinch of salt before folding in the flour.",
+    "Simmer the tomato sauce for forty minutes until it thickens.",
+    "Rest the dough in the fridge overnight for a better crumb.",
+    "Sear the steak in a hot cast-iron pan, then baste it with butter.",
+    "Roast the peppers until the skins blister, then peel them.",
+    "Season the soup at the end, after the stock has reduced.",
+];
+
+/// Answers drift off-topic at the same length: only the embedding centroid can see it. Runs
+/// the real MiniLM embedder through the configured embeddings model.
+#[tokio::test]
+async fn off_topic_answers_of_the_same_length_move_the_answer_embedding_centroid() {
+    let hook = Webhook::start().await;
+    let extra = format!(
+        r#"
+[providers.local]
+kind = "local"
+chat_max_active = 1
+[models.minilm]
+provider = "local"
+upstream = "embeddings"
+capabilities = ["embeddings"]
+[observe.drift]
+baseline_size = {BASELINE}
+window_size = {WINDOW}
+min_samples = {MIN_SAMPLES}
+signals = ["response_embedding"]
+embeddings_model = "minilm"
+webhook_url = "{}"
+webhook_secret_env = "{SECRET_ENV}"
+"#,
+        hook.url()
+    );
+    let keel = Keel::start(&extra).await;
+    for _ in 0..600 {
+        let r = keel.http.get(keel.url("/readyz")).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut rng = StdRng::seed_from_u64(3);
+    let ask_with = async |answer: &str| {
+        keel.mock.push(Behavior::reply(answer));
+        ask(&keel, "tell me something".into()).await;
+    };
+    for _ in 0..BASELINE + 2 * WINDOW {
+        ask_with(SAILING[rng.random_range(0..SAILING.len())]).await;
+    }
+    // Let the monitor embed and compare everything sent so far: no alert on a stable topic.
+    let stats_seen = async || {
+        let m = keel.get(ADMIN_KEY, "/metrics").await.text().await.unwrap();
+        m.contains("signal=\"response_embedding\"")
+    };
+    for _ in 0..200 {
+        if stats_seen().await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(hook.calls().is_empty(), "alert on a stable topic");
+
+    let mut sent_at = Vec::new();
+    for _ in 0..WINDOW + 20 {
+        sent_at.push(now_ms());
+        ask_with(COOKING[rng.random_range(0..COOKING.len())]).await;
+    }
+    let mut alert = None;
+    for _ in 0..300 {
+        if let Some((headers, body)) = hook.calls().first().cloned() {
+            verify_signature(&headers, &body);
+            alert = Some(serde_json::from_slice::<Value>(&body).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let alert = alert.expect("an alert after the topic changed");
+    assert_eq!(alert["signal"], "response_embedding");
+    let at = alert["at_ms"].as_i64().unwrap();
+    let after = sent_at.iter().filter(|t| **t <= at).count();
+    eprintln!("alert after {after} off-topic answers: {alert}");
+    assert!(
+        after <= MIN_SAMPLES + 20,
+        "alerted only after {after} off-topic answers"
+    );
+    keel.stop().await;
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

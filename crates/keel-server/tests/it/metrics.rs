@@ -33,6 +33,16 @@ async fn metrics_are_admin_only_and_count_requests_by_route_model_and_status() {
             .await;
         assert_eq!(r.status(), 200);
     }
+    keel.mock.push(Behavior::reply(
+        "I'm sorry, but I can't help with that request.",
+    ));
+    let r = keel
+        .chat(
+            ACME_KEY,
+            json!({"model": "chain", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     keel.mock.push(Behavior::status(503));
     let r = keel
         .chat(
@@ -64,10 +74,15 @@ async fn metrics_are_admin_only_and_count_requests_by_route_model_and_status() {
     );
     let text = resp.text().await.unwrap();
     let ok = [("route", "chain"), ("model", "a"), ("status", "200")];
-    assert_eq!(sample(&text, "keel_requests_total", &ok), Some(2.0));
+    assert_eq!(sample(&text, "keel_requests_total", &ok), Some(3.0));
     assert_eq!(
         sample(&text, "keel_request_duration_seconds_count", &ok),
-        Some(2.0)
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&text, "keel_refusals_total", &[("route", "chain")]),
+        Some(1.0),
+        "the one refusal among three answers"
     );
     assert_eq!(
         sample(
@@ -91,8 +106,8 @@ async fn metrics_are_admin_only_and_count_requests_by_route_model_and_status() {
             "keel_tokens_total",
             &[("route", "chain"), ("direction", "input")]
         ),
-        Some(6.0),
-        "3 words × 2 successful requests"
+        Some(7.0),
+        "3 words × 2 requests + 1 word"
     );
     assert_eq!(
         sample(
