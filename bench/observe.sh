@@ -174,6 +174,14 @@ for step in (f"r{rate}", "sat"):
     med[step] = {k: (statistics.median(o[k] for o, _ in rows), statistics.median(n[k] for _, n in rows))
                  for k in ("rps", "p50", "p99")}
 print()
+# Paired by round (the two keels ran back to back): median of the differences, which cancels
+# the machine's drift between rounds better than the difference of the medians.
+pairs = {step: [(load("keel-off", step, r), load("keel-on", step, r)) for r in range(1, rounds + 1)]
+         for step in (f"r{rate}", "sat")}
+p99_diff = statistics.median(n["p99"] - o["p99"] for o, n in pairs[f"r{rate}"]) * 1000
+sat_loss = statistics.median(100.0 * (1 - n["rps"] / o["rps"]) for o, n in pairs["sat"])
+print(f"Paired by round (median of on − off): added p99 at {rate} req/s **{p99_diff:.0f} µs**; "
+      f"throughput loss at saturation **{sat_loss:.1f} %**.\n")
 r, s = med[f"r{rate}"], med["sat"]
 print(f"Medians at {rate} req/s: p99 off {r['p99'][0]:.3f} ms, on {r['p99'][1]:.3f} ms → added p99 "
       f"**{(r['p99'][1] - r['p99'][0]) * 1000:.0f} µs** (target < 100 µs); p50 added {(r['p50'][1] - r['p50'][0]) * 1000:.0f} µs.")

@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use keel_testkit::Behavior;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Sha256;
 use std::time::Duration;
 
@@ -42,12 +42,7 @@ fn long_prompt(rng: &mut StdRng) -> String {
 }
 
 async fn ask(keel: &Keel, prompt: String) {
-    let r = keel
-        .chat(
-            ACME_KEY,
-            json!({"model": "chain", "messages": [{"role": "user", "content": prompt}]}),
-        )
-        .await;
+    let r = keel.say(ACME_KEY, prompt).await;
     assert_eq!(r.status(), 200);
 }
 

@@ -25,31 +25,16 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 async fn metrics_are_admin_only_and_count_requests_by_route_model_and_status() {
     let keel = Keel::start("").await;
     for _ in 0..2 {
-        let r = keel
-            .chat(
-                ACME_KEY,
-                json!({"model": "chain", "messages": [{"role": "user", "content": "one two three"}]}),
-            )
-            .await;
+        let r = keel.say(ACME_KEY, "one two three").await;
         assert_eq!(r.status(), 200);
     }
     keel.mock.push(Behavior::reply(
         "I'm sorry, but I can't help with that request.",
     ));
-    let r = keel
-        .chat(
-            ACME_KEY,
-            json!({"model": "chain", "messages": [{"role": "user", "content": "x"}]}),
-        )
-        .await;
+    let r = keel.say(ACME_KEY, "x").await;
     assert_eq!(r.status(), 200);
     keel.mock.push(Behavior::status(503));
-    let r = keel
-        .chat(
-            ACME_KEY,
-            json!({"model": "chain", "messages": [{"role": "user", "content": "x"}]}),
-        )
-        .await;
+    let r = keel.say(ACME_KEY, "x").await;
     assert_eq!(r.status(), 502);
     let r = keel
         .chat(

@@ -111,6 +111,21 @@ models = ["a"]
             .unwrap()
     }
 
+    /// One user message to route `chain`.
+    pub async fn say(&self, key: &str, text: impl Into<String>) -> reqwest::Response {
+        let text: String = text.into();
+        self.chat(
+            key,
+            serde_json::json!({"model": "chain", "messages": [{"role": "user", "content": text}]}),
+        )
+        .await
+    }
+
+    /// `GET path` as JSON.
+    pub async fn get_json(&self, key: &str, path: &str) -> serde_json::Value {
+        self.get(key, path).await.json().await.unwrap()
+    }
+
     pub async fn get(&self, key: &str, path: &str) -> reqwest::Response {
         self.http
             .get(self.url(path))

@@ -147,12 +147,7 @@ async fn failed_attempts_and_errors_are_error_spans_and_a_new_trace_starts_witho
     let collector = Collector::start().await;
     let keel = Keel::start(&otlp_config(&collector, "")).await;
     keel.mock.push(Behavior::status(503));
-    let resp = keel
-        .chat(
-            ACME_KEY,
-            json!({"model": "chain", "messages": [{"role": "user", "content": "hi"}]}),
-        )
-        .await;
+    let resp = keel.say(ACME_KEY, "hi").await;
     assert_eq!(resp.status(), 502);
     let spans = eventually(async || {
         let s = collector.spans();
@@ -179,12 +174,7 @@ async fn span_content_is_opt_in_and_obeys_the_tenant_content_mode() {
     ))
     .await;
     for key in [ACME_KEY, GLOBEX_KEY] {
-        let r = keel
-            .chat(
-                key,
-                json!({"model": "chain", "messages": [{"role": "user", "content": "the plum is ripe"}]}),
-            )
-            .await;
+        let r = keel.say(key, "the plum is ripe").await;
         assert_eq!(r.status(), 200);
     }
     let spans = eventually(async || {
@@ -220,37 +210,22 @@ async fn traces_are_stored_listed_filtered_and_isolated_by_tenant() {
     let keel = Keel::start("[observe.tenants.acme]\ncontent = \"full\"\n").await;
     let mut acme_ids = Vec::new();
     for i in 0..3 {
-        let r = keel
-            .chat(
-                ACME_KEY,
-                json!({"model": "chain", "messages": [{"role": "user", "content": format!("question {i}")}]}),
-            )
-            .await;
+        let r = keel.say(ACME_KEY, format!("question {i}")).await;
         acme_ids.push(r.headers()["x-request-id"].to_str().unwrap().to_owned());
     }
     keel.mock.push(Behavior::status(500));
-    let failed = keel
-        .chat(
-            ACME_KEY,
-            json!({"model": "chain", "messages": [{"role": "user", "content": "boom"}]}),
-        )
-        .await;
+    let failed = keel.say(ACME_KEY, "boom").await;
     assert_eq!(failed.status(), 502);
     let failed_id = failed.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .to_owned();
-    let g = keel
-        .chat(
-            GLOBEX_KEY,
-            json!({"model": "chain", "messages": [{"role": "user", "content": "globex private words"}]}),
-        )
-        .await;
+    let g = keel.say(GLOBEX_KEY, "globex private words").await;
     let globex_id = g.headers()["x-request-id"].to_str().unwrap().to_owned();
 
     // All five land in the store (the writer flushes every 10 ms).
     let list: Value = eventually(async || {
-        let v: Value = keel.get(ACME_KEY, "/v1/traces").await.json().await.unwrap();
+        let v: Value = keel.get_json(ACME_KEY, "/v1/traces").await;
         (v["data"].as_array().unwrap().len() == 4).then_some(v)
     })
     .await;
@@ -266,20 +241,12 @@ async fn traces_are_stored_listed_filtered_and_isolated_by_tenant() {
     );
     assert_eq!(ids[0], failed_id, "newest first");
 
-    let errors: Value = keel
-        .get(ACME_KEY, "/v1/traces?status=502")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let errors: Value = keel.get_json(ACME_KEY, "/v1/traces?status=502").await;
     assert_eq!(errors["data"].as_array().unwrap().len(), 1);
     assert_eq!(errors["data"][0]["error_class"], "upstream_error");
     let page: Value = keel
-        .get(ACME_KEY, "/v1/traces?limit=2&route=chain&status=200")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(ACME_KEY, "/v1/traces?limit=2&route=chain&status=200")
+        .await;
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
     assert_eq!(page["has_more"], true);
     let next = page["next_cursor"].as_str().unwrap();
@@ -297,11 +264,8 @@ async fn traces_are_stored_listed_filtered_and_isolated_by_tenant() {
 
     // One trace in full: spans, what the model saw (acme keeps full content), attempts.
     let full: Value = keel
-        .get(ACME_KEY, &format!("/v1/traces/{}", acme_ids[1]))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(ACME_KEY, &format!("/v1/traces/{}", acme_ids[1]))
+        .await;
     assert_eq!(full["content"]["messages"][0]["content"], "question 1");
     assert_eq!(
         full["content"]["response"][0]["content"],
@@ -315,23 +279,15 @@ async fn traces_are_stored_listed_filtered_and_isolated_by_tenant() {
     let other = keel.get(ACME_KEY, &format!("/v1/traces/{globex_id}")).await;
     assert_eq!(other.status(), 404);
     let own: Value = keel
-        .get(GLOBEX_KEY, &format!("/v1/traces/{globex_id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(GLOBEX_KEY, &format!("/v1/traces/{globex_id}"))
+        .await;
     assert_eq!(
         own["content"]["messages"][0]["content"],
         "[redacted: 20 chars]"
     );
     assert!(!own.to_string().contains("globex private words"));
     // The admin key is another tenant: it sees none of these.
-    let admin: Value = keel
-        .get(ADMIN_KEY, "/v1/traces")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let admin: Value = keel.get_json(ADMIN_KEY, "/v1/traces").await;
     assert_eq!(admin["data"].as_array().unwrap().len(), 0);
 
     let bad = keel.get(ACME_KEY, "/v1/traces?tenant=globex").await;
@@ -346,21 +302,11 @@ async fn sampling_caps_ordinary_traces_but_keeps_every_failure() {
     let keel = Keel::start("[observe.sampling]\nmax_per_second = 3.0\n").await;
     let started = std::time::Instant::now();
     for i in 0..12 {
-        let r = keel
-            .chat(
-                ACME_KEY,
-                json!({"model": "chain", "messages": [{"role": "user", "content": format!("q{i}")}]}),
-            )
-            .await;
+        let r = keel.say(ACME_KEY, format!("q{i}")).await;
         assert_eq!(r.status(), 200);
     }
     keel.mock.push(Behavior::status(503));
-    let failed = keel
-        .chat(
-            ACME_KEY,
-            json!({"model": "chain", "messages": [{"role": "user", "content": "boom"}]}),
-        )
-        .await;
+    let failed = keel.say(ACME_KEY, "boom").await;
     assert_eq!(failed.status(), 502);
     let elapsed = started.elapsed().as_secs_f64();
     let failed_id = failed.headers()["x-request-id"]
@@ -368,7 +314,7 @@ async fn sampling_caps_ordinary_traces_but_keeps_every_failure() {
         .unwrap()
         .to_owned();
     let list: Value = eventually(async || {
-        let v: Value = keel.get(ACME_KEY, "/v1/traces").await.json().await.unwrap();
+        let v: Value = keel.get_json(ACME_KEY, "/v1/traces").await;
         let ids: Vec<String> = v["data"]
             .as_array()
             .unwrap()
