@@ -56,16 +56,6 @@ impl Default for ObserveConfig {
     }
 }
 
-impl ObserveConfig {
-    /// The content mode for a tenant (`None` = keel running without keys).
-    pub fn content_for(&self, tenant: Option<&str>) -> ContentMode {
-        tenant
-            .and_then(|t| self.tenants.get(t))
-            .and_then(|t| t.content)
-            .unwrap_or(self.content)
-    }
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {

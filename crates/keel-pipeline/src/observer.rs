@@ -46,6 +46,7 @@ pub struct Sinks {
 
 impl Observer {
     pub fn new(sinks: Sinks, cfg: &ObserveConfig) -> Self {
+        // The config's tenant table, flattened for one hash lookup per request.
         let tenant_content = cfg
             .tenants
             .iter()
@@ -68,8 +69,14 @@ impl Observer {
         }
     }
 
-    /// An observer that only writes the request log (tests, `keel ask`).
+    /// An observer that only writes the request log: no traces, metrics or drift (tests that
+    /// build a pipeline by hand).
     pub fn log_only(log: RequestLogWriter) -> Self {
+        let cfg = ObserveConfig {
+            store_traces: false,
+            metrics: false,
+            ..ObserveConfig::default()
+        };
         Self::new(
             Sinks {
                 log,
@@ -77,7 +84,7 @@ impl Observer {
                 otlp: None,
                 drift: None,
             },
-            &ObserveConfig::default(),
+            &cfg,
         )
     }
 

@@ -65,59 +65,8 @@ impl Runtime {
             ProviderRegistry::build(config).map_err(|e| StartError::Providers(e.to_string()))?;
         let catalog = Catalog::build(config, &registry).map_err(StartError::Catalog)?;
 
+        let (observer, otlp_handle, drift_handle) = start_observe(config, &catalog, log, &tracker)?;
         let o = &config.observe;
-        let known = config.models.keys().chain(config.routes.keys()).cloned();
-        let metrics = Metrics::new(known);
-        {
-            let log = log.clone();
-            metrics
-                .register_counter_fn(
-                    "keel_request_log_dropped_total",
-                    "Request records and traces dropped because the store queue was full.",
-                    move || log.dropped(),
-                )
-                .map_err(|e| StartError::Observe(e.to_string()))?;
-        }
-        let (otlp, otlp_handle) = match &o.otlp {
-            Some(cfg) => {
-                let (exp, handle) = keel_observe::otlp::spawn(cfg, &tracker)
-                    .map_err(|e| StartError::Observe(format!("observe.otlp: {e}")))?;
-                let e = exp.clone();
-                metrics
-                    .register_counter_fn(
-                        "keel_otlp_dropped_spans_total",
-                        "Spans dropped because the OTLP export queue was full.",
-                        move || e.dropped_spans(),
-                    )
-                    .map_err(|e| StartError::Observe(e.to_string()))?;
-                (Some(exp), Some(handle))
-            }
-            None => (None, None),
-        };
-        {
-            let (log, otlp) = (log.clone(), otlp.clone());
-            metrics.on_scrape(move |m| {
-                m.set_queue_depth("request_log", log.queued());
-                if let Some(o) = &otlp {
-                    m.set_queue_depth("otlp", o.queued_spans());
-                }
-            });
-        }
-        let (drift, drift_handle) = if o.drift.enabled {
-            let embed = o
-                .drift
-                .embeddings_model
-                .as_deref()
-                .map(|name| embed_fn(&catalog, name))
-                .transpose()?;
-            let sink = Arc::new(DriftMetrics(metrics.clone()));
-            let (m, h) = DriftMonitor::spawn(&o.drift, embed, sink, &tracker)
-                .map_err(|e| StartError::Observe(format!("observe.drift: {e}")))?;
-            (Some(m), Some(h))
-        } else {
-            (None, None)
-        };
-
         let stop_retention = CancellationToken::new();
         let traces: Option<Arc<dyn TraceStore>> = if o.store_traces {
             let t: Arc<dyn TraceStore> = store.clone();
@@ -131,15 +80,6 @@ impl Runtime {
         } else {
             None
         };
-        let observer = Observer::new(
-            Sinks {
-                log,
-                metrics,
-                otlp,
-                drift,
-            },
-            o,
-        );
         Ok(Self {
             pipeline: Pipeline::new(catalog, observer),
             registry,
@@ -169,6 +109,76 @@ impl Runtime {
         self.tracker.close();
         self.tracker.wait().await;
     }
+}
+
+/// The observability sinks (metrics, OTLP exporter, drift monitor) and the `Observer` that
+/// feeds them, with the handles that flush them at shutdown.
+fn start_observe(
+    config: &KeelConfig,
+    catalog: &Catalog,
+    log: RequestLogWriter,
+    tracker: &TaskTracker,
+) -> Result<(Observer, Option<OtlpHandle>, Option<DriftHandle>), StartError> {
+    let o = &config.observe;
+    let known = config.models.keys().chain(config.routes.keys()).cloned();
+    let metrics = Metrics::new(known);
+    {
+        let log = log.clone();
+        metrics
+            .register_counter_fn(
+                "keel_request_log_dropped_total",
+                "Request records and traces dropped because the store queue was full.",
+                move || log.dropped(),
+            )
+            .map_err(|e| StartError::Observe(e.to_string()))?;
+    }
+    let (otlp, otlp_handle) = match &o.otlp {
+        Some(cfg) => {
+            let (exp, handle) = keel_observe::otlp::spawn(cfg, tracker)
+                .map_err(|e| StartError::Observe(format!("observe.otlp: {e}")))?;
+            let e = exp.clone();
+            metrics
+                .register_counter_fn(
+                    "keel_otlp_dropped_spans_total",
+                    "Spans dropped because the OTLP export queue was full.",
+                    move || e.dropped_spans(),
+                )
+                .map_err(|e| StartError::Observe(e.to_string()))?;
+            (Some(exp), Some(handle))
+        }
+        None => (None, None),
+    };
+    {
+        let (log, otlp) = (log.clone(), otlp.clone());
+        metrics.on_scrape(move |m| {
+            m.set_queue_depth("request_log", log.queued());
+            if let Some(o) = &otlp {
+                m.set_queue_depth("otlp", o.queued_spans());
+            }
+        });
+    }
+    let (drift, drift_handle) = if o.drift.enabled {
+        let embed = o
+            .drift
+            .embeddings_model
+            .as_deref()
+            .map(|name| embed_fn(catalog, name))
+            .transpose()?;
+        let sink = Arc::new(DriftMetrics(metrics.clone()));
+        let (m, h) = DriftMonitor::spawn(&o.drift, embed, sink, tracker)
+            .map_err(|e| StartError::Observe(format!("observe.drift: {e}")))?;
+        (Some(m), Some(h))
+    } else {
+        (None, None)
+    };
+
+    let sinks = Sinks {
+        log,
+        metrics,
+        otlp,
+        drift,
+    };
+    Ok((Observer::new(sinks, o), otlp_handle, drift_handle))
 }
 
 /// Embeds drift samples with the configured embeddings model, straight through its provider.
