@@ -128,9 +128,11 @@ models = ["smollm2"]
 
 [routes.fallback]
 models = ["dead-gpt", "mock-gpt"]
+retry = {{ max_retries = 0 }}
 
 [routes.broken]
 models = ["dead-gpt"]
+retry = {{ max_retries = 0 }}
 """ + extra
 
 

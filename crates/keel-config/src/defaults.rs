@@ -90,3 +90,15 @@ fn home() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
 }
+pub fn max_retries() -> u32 {
+    2
+}
+pub fn base_backoff() -> Duration {
+    Duration::from_millis(100)
+}
+pub fn max_backoff() -> Duration {
+    Duration::from_secs(2)
+}
+pub fn max_retry_after() -> Duration {
+    Duration::from_secs(5)
+}

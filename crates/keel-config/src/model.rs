@@ -243,4 +243,36 @@ impl ModelConfig {
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub models: Vec<String>,
+    /// Retries on the same model before falling over to the next one.
+    #[serde(default)]
+    pub retry: RetryConfig,
+}
+
+/// Per-route retries on the same model: up to `max_retries` more attempts after a 429, 500,
+/// 502, 503, 504 or a connection failure, waiting `Retry-After` when the upstream sent one (up
+/// to `max_retry_after`; longer means fall over at once), else a full-jitter exponential
+/// backoff: uniform in `[0, min(max_backoff, base_backoff * 2^(n-1))]` before retry `n`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    #[serde(default = "defaults::max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "defaults::base_backoff", with = "humantime_serde")]
+    pub base_backoff: Duration,
+    #[serde(default = "defaults::max_backoff", with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` keel waits out on the same model.
+    #[serde(default = "defaults::max_retry_after", with = "humantime_serde")]
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: defaults::max_retries(),
+            base_backoff: defaults::base_backoff(),
+            max_backoff: defaults::max_backoff(),
+            max_retry_after: defaults::max_retry_after(),
+        }
+    }
 }

@@ -153,6 +153,22 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
                 );
             }
         }
+        let retry = &route.retry;
+        if retry.base_backoff.is_zero() {
+            err(
+                format!("routes.{name}.retry.base_backoff"),
+                "must be greater than 0".into(),
+            );
+        }
+        if retry.max_backoff < retry.base_backoff {
+            err(
+                format!("routes.{name}.retry.max_backoff"),
+                format!(
+                    "must not be less than base_backoff ({:?})",
+                    retry.base_backoff
+                ),
+            );
+        }
     }
 
     validate_observe(config, &mut err);
@@ -335,6 +351,57 @@ upstream = "gpt-a"
             e[0].starts_with("routes.support.fallbak: unknown field `fallbak`"),
             "{}",
             e[0]
+        );
+    }
+
+    #[test]
+    fn route_retry_reads_defaults_and_explicit_values() {
+        let c = load_str(&format!(
+            "{BASE}[routes.plain]\nmodels = [\"a\"]\n[routes.tuned]\nmodels = [\"a\"]\nretry = {{ max_retries = 0, base_backoff = \"10ms\", max_backoff = \"50ms\", max_retry_after = \"1s\" }}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.routes["plain"].retry, crate::RetryConfig::default());
+        assert_eq!(c.routes["plain"].retry.max_retries, 2);
+        assert_eq!(c.routes["plain"].retry.base_backoff.as_millis(), 100);
+        assert_eq!(c.routes["plain"].retry.max_backoff.as_secs(), 2);
+        assert_eq!(c.routes["plain"].retry.max_retry_after.as_secs(), 5);
+        let t = &c.routes["tuned"].retry;
+        assert_eq!(t.max_retries, 0);
+        assert_eq!(t.base_backoff.as_millis(), 10);
+        assert_eq!(t.max_backoff.as_millis(), 50);
+        assert_eq!(t.max_retry_after.as_secs(), 1);
+    }
+
+    #[test]
+    fn the_documented_retry_example_is_the_default() {
+        let line = crate::defaults::DEFAULT_CONFIG_TOML
+            .lines()
+            .find_map(|l| l.strip_prefix("# retry = "))
+            .unwrap();
+        let c = load_str(&format!(
+            "{BASE}[routes.r]\nmodels = [\"a\"]\nretry = {line}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.routes["r"].retry, crate::RetryConfig::default());
+    }
+
+    #[test]
+    fn route_retry_errors_name_their_paths() {
+        let e = errors(
+            "[routes.r]\nmodels = [\"a\"]\nretry = { base_backoff = \"0s\", max_backoff = \"0s\" }\n[routes.s]\nmodels = [\"a\"]\nretry = { base_backoff = \"1s\", max_backoff = \"500ms\" }\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                "routes.r.retry.base_backoff: must be greater than 0".to_string(),
+                "routes.s.retry.max_backoff: must not be less than base_backoff (1s)".to_string(),
+            ]
+        );
+        let e = errors("[routes.r]\nmodels = [\"a\"]\nretry = { max_retrys = 1 }\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("routes.r.retry.max_retrys: unknown field `max_retrys`"),
+            "{e:?}"
         );
     }
 

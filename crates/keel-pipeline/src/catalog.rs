@@ -1,7 +1,7 @@
 //! The catalog: every name a client may ask for (routes and models) resolved once at start to
 //! an ordered list of candidates, so a request resolves with one map lookup.
 
-use keel_config::{Capability, KeelConfig, ModelConfig, ProviderConfig};
+use keel_config::{Capability, KeelConfig, ModelConfig, ProviderConfig, RetryConfig};
 use keel_providers::{Provider, ProviderRegistry};
 use keel_types::openai::{ModelList, ModelObject};
 use std::collections::HashMap;
@@ -25,11 +25,13 @@ impl Candidate {
     }
 }
 
-/// A resolved name: the route (or model) name and its candidates in fallback order.
+/// A resolved name: the route (or model) name, its candidates in fallback order and its
+/// retry policy (a model asked for by its own name retries with the defaults).
 #[derive(Clone)]
 pub struct Resolved {
     pub route: String,
     pub candidates: Arc<[Candidate]>,
+    pub retry: RetryConfig,
 }
 
 #[derive(Clone, Default)]
@@ -63,7 +65,7 @@ impl Catalog {
                 provider_kind,
             };
             models.insert(name.clone(), c.clone());
-            catalog.add(name, vec![c], &m.provider);
+            catalog.add(name, vec![c], RetryConfig::default(), &m.provider);
         }
         for (name, route) in &config.routes {
             let candidates = route
@@ -76,18 +78,19 @@ impl Catalog {
                         .ok_or_else(|| format!("routes.{name}: unknown model \"{m}\""))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            catalog.add(name, candidates, "keel");
+            catalog.add(name, candidates, route.retry.clone(), "keel");
         }
         catalog.listing.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(catalog)
     }
 
-    fn add(&mut self, name: &str, candidates: Vec<Candidate>, owned_by: &str) {
+    fn add(&mut self, name: &str, candidates: Vec<Candidate>, retry: RetryConfig, owned_by: &str) {
         self.names.insert(
             name.to_owned(),
             Resolved {
                 route: name.to_owned(),
                 candidates: candidates.into(),
+                retry,
             },
         );
         self.listing.push(ModelObject {

@@ -154,12 +154,19 @@ impl Pipeline {
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
-        let (mut resp, served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
-            let mut upstream = req.clone();
-            upstream.model = c.config.upstream.clone();
-            let provider = c.provider.clone();
-            async move { provider.chat(upstream).await }
-        })
+        let (mut resp, served) = attempts::run(
+            ctx,
+            &resolved.route,
+            &resolved.retry,
+            &candidates,
+            rec,
+            |c| {
+                let mut upstream = req.clone();
+                upstream.model = c.config.upstream.clone();
+                let provider = c.provider.clone();
+                async move { provider.chat(upstream).await }
+            },
+        )
         .await?;
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         if let Some(usage) = resp.usage {
@@ -237,22 +244,29 @@ impl Pipeline {
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
-        let ((first, rest), served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
-            let mut upstream = req.clone();
-            upstream.model = c.config.upstream.clone();
-            let provider = c.provider.clone();
-            async move {
-                let mut stream = provider.chat_stream(upstream).await?;
-                // Peek: only a stream that produced its first chunk is committed to.
-                match stream.next().await {
-                    Some(Ok(first)) => Ok((first, stream)),
-                    Some(Err(e)) => Err(e),
-                    None => Err(ProviderError::Stream(
-                        "stream ended before its first chunk".into(),
-                    )),
+        let ((first, rest), served) = attempts::run(
+            ctx,
+            &resolved.route,
+            &resolved.retry,
+            &candidates,
+            rec,
+            |c| {
+                let mut upstream = req.clone();
+                upstream.model = c.config.upstream.clone();
+                let provider = c.provider.clone();
+                async move {
+                    let mut stream = provider.chat_stream(upstream).await?;
+                    // Peek: only a stream that produced its first chunk is committed to.
+                    match stream.next().await {
+                        Some(Ok(first)) => Ok((first, stream)),
+                        Some(Err(e)) => Err(e),
+                        None => Err(ProviderError::Stream(
+                            "stream ended before its first chunk".into(),
+                        )),
+                    }
                 }
-            }
-        })
+            },
+        )
         .await?;
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         rec.pass_through(&AFTER_ANSWER);
@@ -298,13 +312,20 @@ impl Pipeline {
             ));
         }
         rec.mark(Stage::Route, StageOutcome::Ok);
-        let (mut resp, served) = attempts::run(ctx, &resolved.route, &candidates, rec, |c| {
-            let mut upstream = req.clone();
-            upstream.model = c.config.upstream.clone();
-            upstream.encoding_format = None;
-            let provider = c.provider.clone();
-            async move { provider.embed(upstream).await }
-        })
+        let (mut resp, served) = attempts::run(
+            ctx,
+            &resolved.route,
+            &resolved.retry,
+            &candidates,
+            rec,
+            |c| {
+                let mut upstream = req.clone();
+                upstream.model = c.config.upstream.clone();
+                upstream.encoding_format = None;
+                let provider = c.provider.clone();
+                async move { provider.embed(upstream).await }
+            },
+        )
         .await?;
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         rec.usage(

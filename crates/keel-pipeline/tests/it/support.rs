@@ -1,5 +1,10 @@
-//! A pipeline over two mock upstreams (`primary`, `secondary`) and a route trying them in
-//! that order, logging to SQLite in a temp dir.
+//! A pipeline over two mock upstreams (`primary`, `secondary`) and routes trying them in
+//! that order, logging to SQLite in a temp dir:
+//! - `chain` = [a, b] without retries (plain fallback);
+//! - `retrying` = [a, b] with up to 2 retries on the same model, short backoffs, and a
+//!   `Retry-After` limit of 1.5 s;
+//! - `quick` = [a-quick, b] with the default retries, where `a-quick` is the primary mock
+//!   behind a provider with a 300 ms timeout.
 
 use keel_pipeline::{Catalog, Pipeline, RequestContext};
 use keel_providers::ProviderRegistry;
@@ -44,9 +49,23 @@ provider = "secondary"
 upstream = "model-b"
 [routes.chain]
 models = ["a", "b"]
+retry = {{ max_retries = 0 }}
+[routes.retrying]
+models = ["a", "b"]
+retry = {{ max_retries = 2, base_backoff = "20ms", max_backoff = "100ms", max_retry_after = "1500ms" }}
+[providers.quick]
+kind = "openai_compat"
+base_url = "{}"
+timeout = "300ms"
+[models.a-quick]
+provider = "quick"
+upstream = "model-a"
+[routes.quick]
+models = ["a-quick", "b"]
 "#,
             primary.base_url(),
-            secondary.base_url()
+            secondary.base_url(),
+            primary.base_url()
         );
         let config = keel_config::load_str(&toml).unwrap();
         let dir = tempfile::tempdir().unwrap();

@@ -69,6 +69,7 @@ input_price_per_mtok = 1.0
 output_price_per_mtok = 2.0
 [routes.chain]
 models = ["a"]
+retry = {{ max_retries = 0 }}
 {extra}
 "#,
             acme = hash_key(ACME_KEY),
