@@ -47,6 +47,21 @@ pub fn embed_max_batch() -> usize {
 pub fn embed_queue() -> usize {
     256
 }
+pub fn circuit_min_requests() -> u32 {
+    10
+}
+pub fn circuit_failure_rate() -> f64 {
+    0.5
+}
+pub fn circuit_window() -> Duration {
+    Duration::from_secs(30)
+}
+pub fn circuit_cooldown() -> Duration {
+    Duration::from_secs(15)
+}
+pub fn circuit_half_open_probes() -> u32 {
+    1
+}
 pub fn log_queue_capacity() -> usize {
     65_536
 }

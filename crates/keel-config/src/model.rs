@@ -223,6 +223,43 @@ pub struct ModelConfig {
     pub output_price_per_mtok: f64,
     #[serde(default = "defaults::capabilities")]
     pub capabilities: Vec<Capability>,
+    /// The circuit breaker of this deployment.
+    #[serde(default)]
+    pub circuit: CircuitConfig,
+}
+
+/// A circuit breaker per model: while closed, the outcomes of the last `window` are counted;
+/// at least `min_requests` of them with a failure share of at least `failure_rate` open the
+/// circuit. An open circuit is skipped (unless every candidate is open) for `cooldown`, then
+/// admits up to `half_open_probes` trial calls at once: a success closes it, a failure opens
+/// it again. Only upstream faults count as failures (429, 5xx, connection failures,
+/// timeouts, broken streams); client errors count as nothing.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitConfig {
+    #[serde(default = "defaults::circuit_min_requests")]
+    pub min_requests: u32,
+    /// Failures / outcomes in the window at or above which the circuit opens, in (0, 1].
+    #[serde(default = "defaults::circuit_failure_rate")]
+    pub failure_rate: f64,
+    #[serde(default = "defaults::circuit_window", with = "humantime_serde")]
+    pub window: Duration,
+    #[serde(default = "defaults::circuit_cooldown", with = "humantime_serde")]
+    pub cooldown: Duration,
+    #[serde(default = "defaults::circuit_half_open_probes")]
+    pub half_open_probes: u32,
+}
+
+impl Default for CircuitConfig {
+    fn default() -> Self {
+        Self {
+            min_requests: defaults::circuit_min_requests(),
+            failure_rate: defaults::circuit_failure_rate(),
+            window: defaults::circuit_window(),
+            cooldown: defaults::circuit_cooldown(),
+            half_open_probes: defaults::circuit_half_open_probes(),
+        }
+    }
 }
 
 impl ModelConfig {

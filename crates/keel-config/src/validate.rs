@@ -130,6 +130,35 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
                 );
             }
         }
+        let c = &model.circuit;
+        if !(c.failure_rate > 0.0 && c.failure_rate <= 1.0) {
+            err(
+                format!("{path}.circuit.failure_rate"),
+                format!(
+                    "must be greater than 0 and at most 1, got {}",
+                    c.failure_rate
+                ),
+            );
+        }
+        for (field, n) in [
+            ("min_requests", c.min_requests),
+            ("half_open_probes", c.half_open_probes),
+        ] {
+            if n == 0 {
+                err(
+                    format!("{path}.circuit.{field}"),
+                    "must be at least 1".into(),
+                );
+            }
+        }
+        for (field, d) in [("window", c.window), ("cooldown", c.cooldown)] {
+            if d.is_zero() {
+                err(
+                    format!("{path}.circuit.{field}"),
+                    "must be greater than 0".into(),
+                );
+            }
+        }
     }
 
     for (name, route) in &config.routes {
@@ -401,6 +430,76 @@ upstream = "gpt-a"
         assert_eq!(e.len(), 1);
         assert!(
             e[0].starts_with("routes.r.retry.max_retrys: unknown field `max_retrys`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn circuit_reads_defaults_and_explicit_values() {
+        let c = load_str(&format!(
+            "{BASE}[models.b]\nprovider = \"mock\"\nupstream = \"b\"\ncircuit = {{ min_requests = 4, failure_rate = 0.25, window = \"10s\", cooldown = \"300ms\", half_open_probes = 2 }}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.models["a"].circuit, crate::CircuitConfig::default());
+        let d = &c.models["a"].circuit;
+        assert_eq!(d.min_requests, 10);
+        assert_eq!(d.failure_rate, 0.5);
+        assert_eq!(d.window.as_secs(), 30);
+        assert_eq!(d.cooldown.as_secs(), 15);
+        assert_eq!(d.half_open_probes, 1);
+        let b = &c.models["b"].circuit;
+        assert_eq!(b.min_requests, 4);
+        assert_eq!(b.failure_rate, 0.25);
+        assert_eq!(b.window.as_secs(), 10);
+        assert_eq!(b.cooldown.as_millis(), 300);
+        assert_eq!(b.half_open_probes, 2);
+    }
+
+    #[test]
+    fn the_documented_circuit_example_is_the_default() {
+        let line = crate::defaults::DEFAULT_CONFIG_TOML
+            .lines()
+            .find_map(|l| l.strip_prefix("# circuit = "))
+            .unwrap();
+        let c = load_str(&format!(
+            "{BASE}[models.b]\nprovider = \"mock\"\nupstream = \"b\"\ncircuit = {line}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.models["b"].circuit, crate::CircuitConfig::default());
+    }
+
+    #[test]
+    fn circuit_errors_name_their_paths() {
+        let e = errors(
+            "[models.b]\nprovider = \"mock\"\nupstream = \"b\"\ncircuit = { min_requests = 0, failure_rate = 0.0, window = \"0s\", cooldown = \"0s\", half_open_probes = 0 }\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                "models.b.circuit.failure_rate: must be greater than 0 and at most 1, got 0"
+                    .to_string(),
+                "models.b.circuit.min_requests: must be at least 1".to_string(),
+                "models.b.circuit.half_open_probes: must be at least 1".to_string(),
+                "models.b.circuit.window: must be greater than 0".to_string(),
+                "models.b.circuit.cooldown: must be greater than 0".to_string(),
+            ]
+        );
+        let e = errors(
+            "[models.b]\nprovider = \"mock\"\nupstream = \"b\"\ncircuit = { failure_rate = 1.5 }\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                "models.b.circuit.failure_rate: must be greater than 0 and at most 1, got 1.5"
+                    .to_string()
+            ]
+        );
+        let e = errors(
+            "[models.b]\nprovider = \"mock\"\nupstream = \"b\"\ncircuit = { cooldwn = \"1s\" }\n",
+        );
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("models.b.circuit.cooldwn: unknown field `cooldwn`"),
             "{e:?}"
         );
     }

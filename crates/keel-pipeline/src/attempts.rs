@@ -17,6 +17,15 @@
 //!   falls over to the next candidate at once, without retrying the same model.
 //! - A wait that would reach the request deadline is not taken: the model is given up and the
 //!   next candidate is tried with whatever time is left. No attempt starts after the deadline.
+//!
+//! Circuit breakers ([`crate::breaker`]): before every attempt (retries included) keel asks
+//! the candidate's breaker; a candidate whose circuit is open is skipped (nothing recorded,
+//! a `debug` log line), and one whose circuit opens between retries is given up. Each
+//! attempt's outcome is reported to its breaker: a success, a failure when the error says
+//! the deployment is unhealthy ([`crate::breaker::counts_as_failure`]), else nothing (a
+//! client error, or an attempt cut by the request's deadline). When every candidate was
+//! skipped (all circuits open), keel tries them all anyway, in order, with their retries,
+//! rather than fail without trying; their outcomes still reach the breakers.
 
 use crate::catalog::Candidate;
 use crate::context::RequestContext;
@@ -51,47 +60,77 @@ where
     Fut: Future<Output = Result<T, ProviderError>>,
 {
     let mut failures: Vec<Failure> = Vec::new();
-    'candidates: for c in candidates {
-        let mut attempts: u32 = 0;
-        loop {
-            let remaining = ctx.remaining();
-            if remaining.is_zero() {
-                break 'candidates;
-            }
-            attempts += 1;
-            let started = Instant::now();
-            let result = match tokio::time::timeout(remaining, call(c)).await {
-                Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout(started.elapsed())),
-            };
-            let e = match result {
-                Ok(value) => {
-                    rec.attempt(c, started, None);
-                    return Ok((value, c.clone()));
-                }
-                Err(e) => e,
-            };
-            rec.attempt(c, started, Some(&e));
-            tracing::warn!(request_id = %ctx.request_id, upstream = %c.upstream_label(), attempt = attempts, error = %e, "upstream attempt failed");
-            let stop_all = !e.retryable();
-            let delay = if stop_all || attempts > retry.max_retries {
-                None
-            } else {
-                retry_delay(retry, &e, attempts).filter(|d| *d < ctx.remaining())
-            };
-            let Some(delay) = delay else {
-                failures.push(Failure {
-                    label: c.upstream_label(),
-                    attempts,
-                    error: e,
-                });
-                if stop_all {
+    let mut tried = false;
+    // First pass: only candidates whose circuit allows a call. When it tried none (every
+    // circuit open), a second pass tries them all anyway, ignoring the breakers.
+    for force in [false, true] {
+        if force && (tried || ctx.remaining().is_zero()) {
+            break;
+        }
+        'candidates: for c in candidates {
+            let mut attempts: u32 = 0;
+            // The error of the last attempt when a retry is due.
+            let mut pending: Option<ProviderError> = None;
+            loop {
+                let remaining = ctx.remaining();
+                if remaining.is_zero() {
                     break 'candidates;
                 }
-                continue 'candidates;
-            };
-            tracing::info!(request_id = %ctx.request_id, upstream = %c.upstream_label(), retry = attempts, delay_ms = delay.as_millis() as u64, "retrying upstream");
-            tokio::time::sleep(delay).await;
+                if !force && !c.breaker.allow(Instant::now()) {
+                    tracing::debug!(request_id = %ctx.request_id, upstream = %c.upstream_label(), model = %c.name, "circuit not admitting calls: skipping candidate");
+                    if let Some(error) = pending.take() {
+                        failures.push(Failure {
+                            label: c.upstream_label(),
+                            attempts,
+                            error,
+                        });
+                    }
+                    continue 'candidates;
+                }
+                tried = true;
+                attempts += 1;
+                let started = Instant::now();
+                let (result, cut) = match tokio::time::timeout(remaining, call(c)).await {
+                    Ok(r) => (r, false),
+                    Err(_) => (Err(ProviderError::Timeout(started.elapsed())), true),
+                };
+                let e = match result {
+                    Ok(value) => {
+                        c.breaker.record_success(Instant::now());
+                        rec.attempt(c, started, None);
+                        return Ok((value, c.clone()));
+                    }
+                    Err(e) => e,
+                };
+                if cut {
+                    // Cut by the request's own deadline: says nothing about the deployment.
+                    c.breaker.record_neutral();
+                } else {
+                    c.breaker.record_error(Instant::now(), &e);
+                }
+                rec.attempt(c, started, Some(&e));
+                tracing::warn!(request_id = %ctx.request_id, upstream = %c.upstream_label(), attempt = attempts, error = %e, "upstream attempt failed");
+                let stop_all = !e.retryable();
+                let delay = if stop_all || attempts > retry.max_retries {
+                    None
+                } else {
+                    retry_delay(retry, &e, attempts).filter(|d| *d < ctx.remaining())
+                };
+                let Some(delay) = delay else {
+                    failures.push(Failure {
+                        label: c.upstream_label(),
+                        attempts,
+                        error: e,
+                    });
+                    if stop_all {
+                        break 'candidates;
+                    }
+                    continue 'candidates;
+                };
+                tracing::info!(request_id = %ctx.request_id, upstream = %c.upstream_label(), retry = attempts, delay_ms = delay.as_millis() as u64, "retrying upstream");
+                pending = Some(e);
+                tokio::time::sleep(delay).await;
+            }
         }
     }
     Err(final_error(route, failures))

@@ -1,6 +1,7 @@
 //! The catalog: every name a client may ask for (routes and models) resolved once at start to
 //! an ordered list of candidates, so a request resolves with one map lookup.
 
+use crate::breaker::Breaker;
 use keel_config::{Capability, KeelConfig, ModelConfig, ProviderConfig, RetryConfig};
 use keel_providers::{Provider, ProviderRegistry};
 use keel_types::openai::{ModelList, ModelObject};
@@ -16,6 +17,8 @@ pub struct Candidate {
     pub provider: Arc<dyn Provider>,
     /// `gen_ai.provider.name` of the provider's kind (`openai`, `anthropic`, `keel.local`).
     pub provider_kind: &'static str,
+    /// The model's circuit breaker, shared by every candidate of the model.
+    pub breaker: Arc<Breaker>,
 }
 
 impl Candidate {
@@ -38,6 +41,8 @@ pub struct Resolved {
 pub struct Catalog {
     names: HashMap<String, Resolved>,
     listing: Vec<ModelObject>,
+    /// Every model's breaker, by model name, sorted.
+    breakers: Vec<(String, Arc<Breaker>)>,
 }
 
 impl Catalog {
@@ -58,11 +63,14 @@ impl Catalog {
                 Some(ProviderConfig::Local(_)) => "keel.local",
                 _ => "openai",
             };
+            let breaker = Arc::new(Breaker::new(m.circuit.clone()));
+            catalog.breakers.push((name.clone(), breaker.clone()));
             let c = Candidate {
                 name: name.clone(),
                 config: Arc::new(m.clone()),
                 provider,
                 provider_kind,
+                breaker,
             };
             models.insert(name.clone(), c.clone());
             catalog.add(name, vec![c], RetryConfig::default(), &m.provider);
@@ -99,6 +107,11 @@ impl Catalog {
             created: 0,
             owned_by: owned_by.to_owned(),
         });
+    }
+
+    /// Every model's circuit breaker, by model name.
+    pub fn breakers(&self) -> Vec<(String, Arc<Breaker>)> {
+        self.breakers.clone()
     }
 
     pub fn resolve(&self, name: &str) -> Option<&Resolved> {

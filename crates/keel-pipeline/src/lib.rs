@@ -4,6 +4,7 @@
 //! - [`context`]: `RequestContext`, who is asking and when (id, tenant, key, deadline).
 //! - [`stages`]: the ordered list of stages and the per-request record of what each did.
 //! - [`validate`]: request validation with errors naming the field.
+//! - [`breaker`]: a circuit breaker per model, shared by its candidates.
 //! - [`catalog`]: resolves a requested name (route or model) to ordered candidates.
 //! - [`attempts`]: the fallback loop over candidates, streaming ones peeked before commit.
 //! - [`record`]: builds the request-log record and the trace (a span per stage and attempt).
@@ -14,6 +15,7 @@
 //! - [`runtime`]: `Runtime`, the store, writer, providers and pipeline built from a config.
 
 pub mod attempts;
+pub mod breaker;
 pub mod catalog;
 pub mod context;
 pub mod observer;

@@ -150,10 +150,15 @@ fn start_observe(
     };
     {
         let (log, otlp) = (log.clone(), otlp.clone());
+        let breakers = catalog.breakers();
         metrics.on_scrape(move |m| {
             m.set_queue_depth("request_log", log.queued());
             if let Some(o) = &otlp {
                 m.set_queue_depth("otlp", o.queued_spans());
+            }
+            let now = std::time::Instant::now();
+            for (model, breaker) in &breakers {
+                m.set_circuit_state(model, breaker.state(now).gauge_value());
             }
         });
     }

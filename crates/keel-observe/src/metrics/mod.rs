@@ -38,6 +38,7 @@
 //! | `keel_queue_depth` | gauge | queue |
 //! | `keel_drift_alerts_total` | counter | route, signal |
 //! | `keel_drift_statistic` | gauge | route, signal |
+//! | `keel_circuit_state` | gauge | model (0 closed, 1 half-open, 2 open) |
 
 mod family;
 mod kinds;
@@ -154,6 +155,7 @@ struct Inner {
     queue_depth: Family<Gauge, 1>,
     drift_alerts: Family<Counter, 2>,
     drift_statistic: Family<Gauge, 2>,
+    circuit_state: Family<Gauge, 1>,
     pulls: RwLock<Vec<Arc<Pull>>>,
     /// Run at the start of every render, to set gauges from state owned elsewhere.
     scrape_hooks: RwLock<Vec<pull::ScrapeHook>>,
@@ -209,12 +211,14 @@ impl Inner {
             drift_statistic: Family::new("keel_drift_statistic",
                 "Latest drift statistic (e.g. PSI) of a route's signal against its baseline.",
                 ["route", "signal"]),
+            circuit_state: Family::new("keel_circuit_state",
+                "Circuit breaker state of a model: 0 closed, 1 half-open, 2 open.", ["model"]),
             pulls: RwLock::new(Vec::new()),
             scrape_hooks: RwLock::new(Vec::new()),
         }
     }
 
-    fn families(&self) -> [&dyn Render; 20] {
+    fn families(&self) -> [&dyn Render; 21] {
         [
             &self.requests,
             &self.duration,
@@ -236,6 +240,7 @@ impl Inner {
             &self.queue_depth,
             &self.drift_alerts,
             &self.drift_statistic,
+            &self.circuit_state,
         ]
     }
 }
@@ -370,6 +375,15 @@ impl Metrics {
         let route = self.inner.names.get(Some(route));
         let labels = [route, vocab(signal)];
         self.inner.drift_statistic.with(labels, |g| g.set(value));
+    }
+
+    /// The circuit breaker state of a model (`keel_circuit_state{model}`): 0 closed,
+    /// 1 half-open, 2 open.
+    pub fn set_circuit_state(&self, model: &str, state: u8) {
+        let model = self.inner.names.get(Some(model));
+        self.inner
+            .circuit_state
+            .with([model], |g| g.set(f64::from(state)));
     }
 
     /// Every metric in the Prometheus text exposition format 0.0.4 ([`CONTENT_TYPE`]).

@@ -38,6 +38,7 @@ fn every_metric_has_help_and_the_right_type() {
         ("keel_queue_depth", "gauge"),
         ("keel_drift_alerts_total", "counter"),
         ("keel_drift_statistic", "gauge"),
+        ("keel_circuit_state", "gauge"),
     ];
     for (name, kind) in expected {
         assert_eq!(e.types.get(name).map(String::as_str), Some(kind), "{name}");
@@ -68,6 +69,10 @@ fn server_gauges_and_counters() {
     m.record_drift_alert("fast", "embedding_centroid");
     m.set_drift_statistic("fast", "psi_output_tokens", 0.31);
     m.set_drift_statistic("fast", "psi_output_tokens", 0.12);
+    m.set_circuit_state("gpt-a", 2);
+    m.set_circuit_state("gpt-a", 1);
+    m.set_circuit_state("gpt-b", 0);
+    m.set_circuit_state("unknown-model", 2);
     let e = parse(&m.render());
     assert_eq!(e.value("keel_inflight_requests", &[]), 3.0);
     assert_eq!(
@@ -89,6 +94,9 @@ fn server_gauges_and_counters() {
     assert_eq!(e.value("keel_drift_alerts_total", &alert), 1.0);
     let stat = [("route", "fast"), ("signal", "psi_output_tokens")];
     assert_close(e.value("keel_drift_statistic", &stat), 0.12);
+    assert_eq!(e.value("keel_circuit_state", &[("model", "gpt-a")]), 1.0);
+    assert_eq!(e.value("keel_circuit_state", &[("model", "gpt-b")]), 0.0);
+    assert_eq!(e.value("keel_circuit_state", &[("model", "other")]), 2.0);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod attempts;
+mod circuit;
 mod retries;
 mod streams;
 mod support;

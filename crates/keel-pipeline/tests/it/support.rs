@@ -5,6 +5,9 @@
 //!   `Retry-After` limit of 1.5 s;
 //! - `quick` = [a-quick, b] with the default retries, where `a-quick` is the primary mock
 //!   behind a provider with a 300 ms timeout.
+//!
+//! Models `a` and `b` have quick circuit breakers (4 outcomes in 10 s, half failed, open
+//! for 300 ms); no other test fails either of them 4 times, so only `circuit` sees them open.
 
 use keel_pipeline::{Catalog, Pipeline, RequestContext};
 use keel_providers::ProviderRegistry;
@@ -44,9 +47,11 @@ provider = "primary"
 upstream = "model-a"
 input_price_per_mtok = 3.0
 output_price_per_mtok = 15.0
+circuit = {{ min_requests = 4, failure_rate = 0.5, window = "10s", cooldown = "300ms", half_open_probes = 1 }}
 [models.b]
 provider = "secondary"
 upstream = "model-b"
+circuit = {{ min_requests = 4, failure_rate = 0.5, window = "10s", cooldown = "300ms", half_open_probes = 1 }}
 [routes.chain]
 models = ["a", "b"]
 retry = {{ max_retries = 0 }}

@@ -109,5 +109,10 @@ async fn metrics_are_admin_only_and_count_requests_by_route_model_and_status() {
         Some(0.0)
     );
     assert!(text.contains("# TYPE keel_request_duration_seconds histogram"));
+    assert_eq!(
+        sample(&text, "keel_circuit_state", &[("model", "a")]),
+        Some(0.0),
+        "set at scrape: one 503 does not open the circuit"
+    );
     keel.stop().await;
 }
