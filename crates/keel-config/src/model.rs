@@ -283,6 +283,10 @@ pub struct RouteConfig {
     /// Retries on the same model before falling over to the next one.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// How long a streaming attempt may wait for its first chunk before it counts as timed
+    /// out and the route falls over to the next model; `None`: no limit of its own.
+    #[serde(default, with = "humantime_serde")]
+    pub ttft_timeout: Option<Duration>,
 }
 
 /// Per-route retries on the same model: up to `max_retries` more attempts after a 429, 500,

@@ -182,6 +182,12 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
                 );
             }
         }
+        if route.ttft_timeout.is_some_and(|d| d.is_zero()) {
+            err(
+                format!("routes.{name}.ttft_timeout"),
+                "must be greater than 0".into(),
+            );
+        }
         let retry = &route.retry;
         if retry.base_backoff.is_zero() {
             err(
@@ -412,6 +418,24 @@ upstream = "gpt-a"
         ))
         .unwrap();
         assert_eq!(c.routes["r"].retry, crate::RetryConfig::default());
+    }
+
+    #[test]
+    fn route_ttft_timeout_is_optional_and_must_be_positive() {
+        let c = load_str(&format!(
+            "{BASE}[routes.plain]\nmodels = [\"a\"]\n[routes.quick]\nmodels = [\"a\"]\nttft_timeout = \"2s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.routes["plain"].ttft_timeout, None);
+        assert_eq!(
+            c.routes["quick"].ttft_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        let e = errors("[routes.r]\nmodels = [\"a\"]\nttft_timeout = \"0s\"\n");
+        assert_eq!(
+            e,
+            vec!["routes.r.ttft_timeout: must be greater than 0".to_string()]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use keel_providers::{Provider, ProviderRegistry};
 use keel_types::openai::{ModelList, ModelObject};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One model a request may be served by.
 #[derive(Clone)]
@@ -29,12 +30,14 @@ impl Candidate {
 }
 
 /// A resolved name: the route (or model) name, its candidates in fallback order and its
-/// retry policy (a model asked for by its own name retries with the defaults).
+/// retry policy (a model asked for by its own name retries with the defaults) and its limit
+/// on the wait for a stream's first chunk (a model by its own name has none).
 #[derive(Clone)]
 pub struct Resolved {
     pub route: String,
     pub candidates: Arc<[Candidate]>,
     pub retry: RetryConfig,
+    pub ttft_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Default)]
@@ -73,7 +76,7 @@ impl Catalog {
                 breaker,
             };
             models.insert(name.clone(), c.clone());
-            catalog.add(name, vec![c], RetryConfig::default(), &m.provider);
+            catalog.add(name, vec![c], RetryConfig::default(), None, &m.provider);
         }
         for (name, route) in &config.routes {
             let candidates = route
@@ -86,19 +89,33 @@ impl Catalog {
                         .ok_or_else(|| format!("routes.{name}: unknown model \"{m}\""))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            catalog.add(name, candidates, route.retry.clone(), "keel");
+            catalog.add(
+                name,
+                candidates,
+                route.retry.clone(),
+                route.ttft_timeout,
+                "keel",
+            );
         }
         catalog.listing.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(catalog)
     }
 
-    fn add(&mut self, name: &str, candidates: Vec<Candidate>, retry: RetryConfig, owned_by: &str) {
+    fn add(
+        &mut self,
+        name: &str,
+        candidates: Vec<Candidate>,
+        retry: RetryConfig,
+        ttft_timeout: Option<Duration>,
+        owned_by: &str,
+    ) {
         self.names.insert(
             name.to_owned(),
             Resolved {
                 route: name.to_owned(),
                 candidates: candidates.into(),
                 retry,
+                ttft_timeout,
             },
         );
         self.listing.push(ModelObject {

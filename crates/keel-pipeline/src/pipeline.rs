@@ -244,6 +244,7 @@ impl Pipeline {
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
+        let ttft_timeout = resolved.ttft_timeout;
         let ((first, rest), served) = attempts::run(
             ctx,
             &resolved.route,
@@ -255,9 +256,21 @@ impl Pipeline {
                 upstream.model = c.config.upstream.clone();
                 let provider = c.provider.clone();
                 async move {
-                    let mut stream = provider.chat_stream(upstream).await?;
-                    // Peek: only a stream that produced its first chunk is committed to.
-                    match stream.next().await {
+                    // Peek: only a stream that produced its first chunk is committed to. The
+                    // route's `ttft_timeout` bounds the wait for it from the start of the
+                    // attempt: a slow first token is a timeout, so the route falls over.
+                    let open_and_peek = async {
+                        let mut stream = provider.chat_stream(upstream).await?;
+                        let first = stream.next().await;
+                        Ok::<_, ProviderError>((first, stream))
+                    };
+                    let (first, stream) = match ttft_timeout {
+                        None => open_and_peek.await?,
+                        Some(limit) => tokio::time::timeout(limit, open_and_peek)
+                            .await
+                            .map_err(|_| ProviderError::Timeout(limit))??,
+                    };
+                    match first {
                         Some(Ok(first)) => Ok((first, stream)),
                         Some(Err(e)) => Err(e),
                         None => Err(ProviderError::Stream(

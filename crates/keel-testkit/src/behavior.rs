@@ -35,6 +35,9 @@ pub enum Behavior {
     /// Stream the default echo, waiting this long before each event. A non-streaming request
     /// waits that long per would-be event before answering.
     SlowStream { per_chunk: Duration },
+    /// Stream this many SSE events, then fall silent with the connection held open (a stalled
+    /// upstream). A non-streaming request never gets an answer.
+    StalledStream { after_chunks: usize },
 }
 
 impl Behavior {

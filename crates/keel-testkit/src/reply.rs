@@ -51,6 +51,7 @@ pub(crate) enum Delivery {
     Truncated { after_chunks: usize },
     Malformed,
     Slow { per_chunk: Duration },
+    Stalled { after_chunks: usize },
 }
 
 /// Deterministic stand-in for a tokenizer: whitespace-separated words.
@@ -115,6 +116,12 @@ pub(crate) fn sse_response(
                 yield Ok::<_, Infallible>(f);
             }
         }),
+        Delivery::Stalled { after_chunks } => Body::from_stream(async_stream::stream! {
+            for f in frames.into_iter().take(after_chunks) {
+                yield Ok::<_, Infallible>(f);
+            }
+            std::future::pending::<()>().await;
+        }),
     };
     let mut response = Response::new(body);
     let headers = response.headers_mut();
@@ -143,6 +150,7 @@ pub(crate) async fn json_response(body: &Value, delivery: Delivery, frames: usiz
             tokio::time::sleep(per_chunk.saturating_mul(u32::try_from(frames).unwrap_or(u32::MAX)))
                 .await;
         }
+        Delivery::Stalled { .. } => std::future::pending::<()>().await,
     }
     raw_json(StatusCode::OK, text)
 }

@@ -342,6 +342,9 @@ async fn model_request(
         }
         Some(Behavior::MalformedStream) => (echo(), Delivery::Malformed),
         Some(Behavior::SlowStream { per_chunk }) => (echo(), Delivery::Slow { per_chunk }),
+        Some(Behavior::StalledStream { after_chunks }) => {
+            (echo(), Delivery::Stalled { after_chunks })
+        }
     };
 
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed);

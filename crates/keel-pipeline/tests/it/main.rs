@@ -4,6 +4,7 @@
 
 mod attempts;
 mod circuit;
+mod faults;
 mod retries;
 mod streams;
 mod support;

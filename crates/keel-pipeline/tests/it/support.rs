@@ -4,7 +4,8 @@
 //! - `retrying` = [a, b] with up to 2 retries on the same model, short backoffs, and a
 //!   `Retry-After` limit of 1.5 s;
 //! - `quick` = [a-quick, b] with the default retries, where `a-quick` is the primary mock
-//!   behind a provider with a 300 ms timeout.
+//!   behind a provider with a 300 ms timeout (also its streams' idle timeout);
+//! - `ttft` = [a, b] with retries like `retrying` and a 200 ms `ttft_timeout`.
 //!
 //! Models `a` and `b` have quick circuit breakers (4 outcomes in 10 s, half failed, open
 //! for 300 ms); no other test fails either of them 4 times, so only `circuit` sees them open.
@@ -67,6 +68,10 @@ provider = "quick"
 upstream = "model-a"
 [routes.quick]
 models = ["a-quick", "b"]
+[routes.ttft]
+models = ["a", "b"]
+retry = {{ max_retries = 2, base_backoff = "20ms", max_backoff = "100ms" }}
+ttft_timeout = "200ms"
 "#,
             primary.base_url(),
             secondary.base_url(),
