@@ -15,6 +15,9 @@
 //! - Any other retryable error (a `Timeout` of a silent upstream, 408, 409, a malformed
 //!   answer, a stream broken before its first chunk, a loading or overloaded local model)
 //!   falls over to the next candidate at once, without retrying the same model.
+//! - A context-length error is not retried on the same model: keel moves on to the next
+//!   candidate with a larger `context_window` (skipping smaller or equal ones); if there is
+//!   none, the client gets the 400.
 //! - A wait that would reach the request deadline is not taken: the model is given up and the
 //!   next candidate is tried with whatever time is left. No attempt starts after the deadline.
 //!
@@ -61,6 +64,8 @@ where
 {
     let mut failures: Vec<Failure> = Vec::new();
     let mut tried = false;
+    // After a context-length error, only models with a larger context window are worth trying.
+    let mut needs_context_over: Option<u32> = None;
     // First pass: only candidates whose circuit allows a call. When it tried none (every
     // circuit open), a second pass tries them all anyway, ignoring the breakers.
     for force in [false, true] {
@@ -68,6 +73,9 @@ where
             break;
         }
         'candidates: for c in candidates {
+            if needs_context_over.is_some_and(|w| c.config.context_window <= w) {
+                continue;
+            }
             let mut attempts: u32 = 0;
             // The error of the last attempt when a retry is due.
             let mut pending: Option<ProviderError> = None;
@@ -110,6 +118,17 @@ where
                 }
                 rec.attempt(c, started, Some(&e));
                 tracing::warn!(request_id = %ctx.request_id, upstream = %c.upstream_label(), attempt = attempts, error = %e, "upstream attempt failed");
+                if e.is_context_length() {
+                    // Not retried on this model; a larger-context candidate may still fit.
+                    needs_context_over =
+                        Some(c.config.context_window.max(needs_context_over.unwrap_or(0)));
+                    failures.push(Failure {
+                        label: c.upstream_label(),
+                        attempts,
+                        error: e,
+                    });
+                    continue 'candidates;
+                }
                 let stop_all = !e.retryable();
                 let delay = if stop_all || attempts > retry.max_retries {
                     None

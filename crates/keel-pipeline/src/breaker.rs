@@ -50,6 +50,7 @@ pub fn counts_as_failure(e: &ProviderError) -> bool {
     match e {
         ProviderError::Status { status, .. } => matches!(status, 408 | 429 | 500..=599),
         ProviderError::ContextLength { .. }
+        | ProviderError::UpstreamContextLength(_)
         | ProviderError::Unsupported { .. }
         | ProviderError::InvalidRequest { .. } => false,
         ProviderError::Timeout(_)

@@ -41,6 +41,10 @@ pub enum ProviderError {
         prompt_tokens: u32,
         context_window: u32,
     },
+    /// The upstream said the prompt does not fit its context (OpenAI's
+    /// `context_length_exceeded` error code); its own message.
+    #[error("{0}")]
+    UpstreamContextLength(String),
     /// The provider is still starting (local models loading).
     #[error("the model is still loading; retry shortly")]
     NotReady,
@@ -53,13 +57,21 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The prompt did not fit the model's context (a larger-context model may still serve it).
+    pub fn is_context_length(&self) -> bool {
+        matches!(
+            self,
+            Self::ContextLength { .. } | Self::UpstreamContextLength(_)
+        )
+    }
+
     /// Whether another attempt (same or another model) could succeed.
     pub fn retryable(&self) -> bool {
         match self {
             Self::Status { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
             Self::Timeout(_) | Self::Connect(_) | Self::Stream(_) | Self::Overloaded => true,
             Self::NotReady => true,
-            Self::ContextLength { .. } => false,
+            Self::ContextLength { .. } | Self::UpstreamContextLength(_) => false,
             Self::InvalidResponse(_) | Self::Local(_) => true,
             Self::Unsupported { .. } | Self::InvalidRequest { .. } => false,
         }
@@ -82,7 +94,9 @@ impl ProviderError {
             Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             Self::Overloaded => ErrorCode::Overloaded,
             Self::NotReady => ErrorCode::NotReady,
-            Self::ContextLength { .. } => ErrorCode::ContextLengthExceeded,
+            Self::ContextLength { .. } | Self::UpstreamContextLength(_) => {
+                ErrorCode::ContextLengthExceeded
+            }
             Self::Local(_) => ErrorCode::InternalError,
         }
     }
@@ -99,7 +113,7 @@ impl ProviderError {
             Self::InvalidRequest { .. } => "invalid_request".into(),
             Self::Overloaded => "overloaded".into(),
             Self::NotReady => "not_ready".into(),
-            Self::ContextLength { .. } => "context_length".into(),
+            Self::ContextLength { .. } | Self::UpstreamContextLength(_) => "context_length".into(),
             Self::Local(_) => "local".into(),
         }
     }
@@ -109,7 +123,7 @@ impl ProviderError {
         let param = match self {
             Self::Unsupported { param, .. } => Some(param.clone()),
             Self::InvalidRequest { param, .. } => param.clone(),
-            Self::ContextLength { .. } => Some("messages".into()),
+            Self::ContextLength { .. } | Self::UpstreamContextLength(_) => Some("messages".into()),
             _ => None,
         };
         let message = match self {

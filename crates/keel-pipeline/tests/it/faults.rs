@@ -1,5 +1,5 @@
 //! Upstream faults (scenarios S07–S13): a slow first token, a stream cut, stalled, malformed
-//! or left without `[DONE]`, and a content-filter refusal. Each fault is answered with a
+//! or left without `[DONE]`, a context-length error and a content-filter refusal. Each fault is answered with a
 //! failover (before the first chunk), an error item (after it), or the upstream's own error,
 //! never with silence or a false success; every case leaves its request record.
 
@@ -215,5 +215,60 @@ async fn s13_a_content_filter_400_is_neither_retried_nor_fallen_over() {
     let rec = h.record(&ctx.request_id).await;
     assert_eq!(outcomes(&rec), ["status_400"]);
     assert_eq!(rec.attempts[0].http_status, Some(400));
+    assert_eq!(rec.status, 400);
+}
+
+fn context_length_error() -> Behavior {
+    Behavior::Status {
+        code: 400,
+        body: Some(
+            r#"{"error":{"message":"This model's maximum context length is 8192 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#
+                .into(),
+        ),
+        retry_after: None,
+    }
+}
+
+#[tokio::test]
+async fn s12_a_context_length_error_moves_to_a_larger_context_model() {
+    let mut h = Harness::start().await;
+    h.primary.push(context_length_error());
+    let ctx = h.ctx(Duration::from_secs(10));
+    let resp = h.pipeline.chat(&ctx, chat("long", false)).await.unwrap();
+    assert_eq!(resp.model, "b-long");
+    assert_eq!(
+        h.primary.request_count(),
+        1,
+        "not retried on the same model"
+    );
+    assert_eq!(h.secondary.request_count(), 1);
+    let rec = h.record(&ctx.request_id).await;
+    assert_eq!(outcomes(&rec), ["context_length", "ok"]);
+    assert_eq!(models(&rec), ["a", "b-long"]);
+}
+
+#[tokio::test]
+async fn s12b_without_a_larger_context_model_the_client_gets_the_400() {
+    let mut h = Harness::start().await;
+    h.primary.push(context_length_error());
+    let ctx = h.ctx(Duration::from_secs(10));
+    let err = h
+        .pipeline
+        .chat(&ctx, chat("narrow", false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, keel_types::ErrorCode::ContextLengthExceeded);
+    assert_eq!(err.code.http_status(), 400);
+    assert_eq!(err.param.as_deref(), Some("messages"));
+    assert!(
+        err.message.contains("maximum context length is 8192"),
+        "{}",
+        err.message
+    );
+    // `a-quick` (same context window) is skipped: the primary saw one request only.
+    assert_eq!(h.primary.request_count(), 1);
+    assert_eq!(h.secondary.request_count(), 0);
+    let rec = h.record(&ctx.request_id).await;
+    assert_eq!(outcomes(&rec), ["context_length"]);
     assert_eq!(rec.status, 400);
 }

@@ -68,6 +68,14 @@ provider = "quick"
 upstream = "model-a"
 [routes.quick]
 models = ["a-quick", "b"]
+[models.b-long]
+provider = "secondary"
+upstream = "model-b-long"
+context_window = 200000
+[routes.long]
+models = ["a", "b-long"]
+[routes.narrow]
+models = ["a", "a-quick"]
 [routes.ttft]
 models = ["a", "b"]
 retry = {{ max_retries = 2, base_backoff = "20ms", max_backoff = "100ms" }}

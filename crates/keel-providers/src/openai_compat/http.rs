@@ -164,6 +164,15 @@ impl Upstream {
                 Ok(None) | Err(_) => break,
             }
         }
+        let context_length = status == 400
+            && serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/error/code")
+                        .and_then(Value::as_str)
+                        .map(|c| c == "context_length_exceeded")
+                })
+                .unwrap_or(false);
         let message = self.scrub(upstream_message(&body).unwrap_or_else(|| {
             response
                 .status()
@@ -171,6 +180,9 @@ impl Upstream {
                 .unwrap_or("no error message")
                 .to_owned()
         }));
+        if context_length {
+            return ProviderError::UpstreamContextLength(message);
+        }
         ProviderError::Status {
             status,
             message,
