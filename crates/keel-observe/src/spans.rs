@@ -124,14 +124,6 @@ impl TraceBuilder {
         }
     }
 
-    pub fn ids(&self) -> TraceIds {
-        self.ids
-    }
-
-    pub fn operation(&self) -> &'static str {
-        self.operation
-    }
-
     /// Sets (or replaces) an attribute of the root span.
     pub fn root_attr(&mut self, key: &str, value: impl Into<AttrValue>) {
         let value = value.into();
@@ -170,14 +162,6 @@ impl TraceBuilder {
             error,
             attributes,
         });
-    }
-
-    /// Adds attributes to a finished span (e.g. the answer's details on the attempt that
-    /// produced it). Unknown ids are ignored.
-    pub fn add_attrs(&mut self, id: SpanId, attrs: Attrs) {
-        if let Some(span) = self.spans.iter_mut().find(|s| s.span_id == id) {
-            span.attributes.extend(attrs);
-        }
     }
 
     /// All spans, the root first. `error` marks the root span as failed.
