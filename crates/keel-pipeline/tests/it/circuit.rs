@@ -2,18 +2,9 @@
 //! is open, probed after the cooldown and used again once healthy; when every candidate's
 //! circuit is open, keel tries them anyway rather than fail without trying.
 
-use crate::support::{Harness, chat};
-use keel_store::RequestRecord;
+use crate::support::{Harness, chat, models, outcomes};
 use keel_testkit::Behavior;
 use std::time::Duration;
-
-fn models(rec: &RequestRecord) -> Vec<&str> {
-    rec.attempts.iter().map(|a| a.model.as_str()).collect()
-}
-
-fn outcomes(rec: &RequestRecord) -> Vec<&str> {
-    rec.attempts.iter().map(|a| a.outcome.as_str()).collect()
-}
 
 #[tokio::test]
 async fn s15_a_flapping_primary_is_skipped_while_open_probed_and_used_again() {

@@ -3,21 +3,12 @@
 //! failover (before the first chunk), an error item (after it), or the upstream's own error,
 //! never with silence or a false success; every case leaves its request record.
 
-use crate::support::{Harness, chat};
+use crate::support::{Harness, chat, models, outcomes};
 use futures::StreamExt;
-use keel_store::RequestRecord;
 use keel_testkit::Behavior;
 use keel_types::ApiError;
 use keel_types::openai::ChatCompletionChunk;
 use std::time::{Duration, Instant};
-
-fn outcomes(rec: &RequestRecord) -> Vec<&str> {
-    rec.attempts.iter().map(|a| a.outcome.as_str()).collect()
-}
-
-fn models(rec: &RequestRecord) -> Vec<&str> {
-    rec.attempts.iter().map(|a| a.model.as_str()).collect()
-}
 
 fn finish_reasons(items: &[Result<ChatCompletionChunk, ApiError>]) -> Vec<&str> {
     items

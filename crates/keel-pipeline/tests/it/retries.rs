@@ -1,19 +1,10 @@
 //! Retries on the same model before falling over (scenarios S01–S06): which faults are
 //! retried, `Retry-After`, bounded backoff, the deadline, and every attempt recorded.
 
-use crate::support::{Harness, chat};
-use keel_store::RequestRecord;
+use crate::support::{Harness, chat, models, outcomes};
 use keel_testkit::Behavior;
 use keel_types::ErrorCode;
 use std::time::{Duration, Instant};
-
-fn outcomes(rec: &RequestRecord) -> Vec<&str> {
-    rec.attempts.iter().map(|a| a.outcome.as_str()).collect()
-}
-
-fn models(rec: &RequestRecord) -> Vec<&str> {
-    rec.attempts.iter().map(|a| a.model.as_str()).collect()
-}
 
 #[tokio::test]
 async fn s01_a_429_with_retry_after_waits_it_out_then_retries_the_same_model() {

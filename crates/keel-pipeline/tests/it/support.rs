@@ -140,3 +140,13 @@ pub fn chat(model: &str, stream: bool) -> keel_types::openai::ChatCompletionRequ
     }))
     .unwrap()
 }
+
+/// Each attempt's outcome (`ok`, `status_503`, ...), in order.
+pub fn outcomes(rec: &RequestRecord) -> Vec<&str> {
+    rec.attempts.iter().map(|a| a.outcome.as_str()).collect()
+}
+
+/// The model of each attempt, in order.
+pub fn models(rec: &RequestRecord) -> Vec<&str> {
+    rec.attempts.iter().map(|a| a.model.as_str()).collect()
+}
