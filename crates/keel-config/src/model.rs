@@ -163,6 +163,10 @@ pub struct HttpProviderConfig {
     pub timeout: Duration,
     #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Longest silence allowed between two events of a stream before it counts as stalled
+    /// (a timeout); default: `timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub stream_idle_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

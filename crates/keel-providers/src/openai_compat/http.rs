@@ -81,7 +81,7 @@ impl Upstream {
             client,
             base_url,
             timeout: cfg.timeout,
-            idle_timeout: cfg.timeout,
+            idle_timeout: cfg.stream_idle_timeout.unwrap_or(cfg.timeout),
             secret,
         })
     }

@@ -3,6 +3,8 @@
 
 use crate::support::{KEY, KINDS, Kind, chat, drain, on_mock, provider};
 use keel_providers::ProviderError;
+use keel_providers::anthropic::AnthropicProvider;
+use keel_providers::openai_compat::OpenAiCompatProvider;
 use keel_testkit::{Behavior, MockUpstream};
 use std::time::{Duration, Instant};
 
@@ -60,6 +62,33 @@ async fn a_silent_stream_hits_the_idle_timeout() {
         let stream = p.chat_stream(chat("x")).await.unwrap();
         let (chunks, error) = drain(stream).await;
         assert!(chunks.is_empty(), "{kind:?}");
+        assert!(
+            matches!(error, Some(ProviderError::Timeout(_))),
+            "{kind:?}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stream_idle_timeout_bounds_a_stall_mid_answer_independently_of_timeout() {
+    for kind in KINDS {
+        let mock = MockUpstream::start().await;
+        let mut cfg = crate::support::config(&mock.base_url(), Duration::from_secs(120));
+        cfg.stream_idle_timeout = Some(Duration::from_millis(200));
+        let p: Box<dyn keel_providers::Provider> = match kind {
+            Kind::OpenAi => Box::new(OpenAiCompatProvider::new("mock".into(), &cfg, None).unwrap()),
+            Kind::Anthropic => Box::new(AnthropicProvider::new("mock".into(), &cfg, None).unwrap()),
+        };
+        mock.push(Behavior::StalledStream { after_chunks: 2 });
+        let stream = p.chat_stream(chat("a b c d e f")).await.unwrap();
+        // Without the idle limit only the 120 s attempt timeout would end this stall.
+        let (chunks, error) = tokio::time::timeout(Duration::from_secs(30), drain(stream))
+            .await
+            .expect("the stall was not cut by stream_idle_timeout");
+        assert!(
+            !chunks.is_empty(),
+            "{kind:?}: the events before the stall arrive"
+        );
         assert!(
             matches!(error, Some(ProviderError::Timeout(_))),
             "{kind:?}: {error:?}"

@@ -28,6 +28,7 @@ pub fn config(base_url: &str, timeout: Duration) -> HttpProviderConfig {
         api_key_env: None,
         timeout,
         connect_timeout: Duration::from_secs(2),
+        stream_idle_timeout: None,
     }
 }
 
