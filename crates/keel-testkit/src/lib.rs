@@ -5,6 +5,7 @@
 //! - [`server`]: [`MockUpstream`] — start, script [`Behavior`]s, inspect recorded requests;
 //!   the accept loop that can drop a connection mid-request.
 //! - [`behavior`]: [`Behavior`], what the mock does with one model request.
+//! - [`faults`]: [`FaultMix`], random (seeded) faults for load runs when the script is empty.
 //! - `reply`: protocol-neutral answers (echo, deterministic token counts) and SSE bodies that
 //!   can be complete, truncated, malformed or slow.
 //! - `openai`, `anthropic`: the two wire protocols' bodies and event streams.
@@ -20,10 +21,12 @@
 
 mod anthropic;
 pub mod behavior;
+pub mod faults;
 mod openai;
 mod reply;
 pub mod server;
 
 pub use axum::http::HeaderMap;
 pub use behavior::Behavior;
+pub use faults::FaultMix;
 pub use server::{MockOptions, MockUpstream, RecordedRequest};

@@ -13,6 +13,24 @@ pub(crate) fn last_user_text(body: &Value) -> String {
         .unwrap_or_default()
 }
 
+/// The default answer: `echo: <last user message>`. When the request ends with an assistant
+/// message (a prefill) that the echo starts with, only the rest of the echo, the way a model
+/// continues its prefill.
+pub(crate) fn echo(body: &Value) -> String {
+    let full = format!("echo: {}", last_user_text(body));
+    let messages = body.get("messages").and_then(Value::as_array);
+    let prefill = messages
+        .and_then(|m| m.last())
+        .filter(|m| m["role"] == "assistant")
+        .map(|m| content_text(&m["content"]));
+    match prefill {
+        Some(p) if !p.is_empty() && full.starts_with(&p) && full.len() > p.len() => {
+            full[p.len()..].to_owned()
+        }
+        _ => full,
+    }
+}
+
 /// Words across every message, as the prompt token count.
 pub(crate) fn prompt_tokens(body: &Value) -> u32 {
     let messages = body.get("messages").and_then(Value::as_array);

@@ -2,6 +2,7 @@
 //! can drop a connection mid-request (the `Reset` behaviour).
 
 use crate::behavior::Behavior;
+use crate::faults::FaultMix;
 use crate::reply::{self, Answer, Content, Delivery};
 use crate::{anthropic, openai};
 use axum::Router;
@@ -50,6 +51,8 @@ pub struct MockOptions {
     pub record: bool,
     /// Added before every model answer (the default echo included).
     pub latency: Duration,
+    /// Random faults for requests the script does not cover (none by default).
+    pub faults: FaultMix,
 }
 
 impl Default for MockOptions {
@@ -57,6 +60,7 @@ impl Default for MockOptions {
         Self {
             record: true,
             latency: Duration::ZERO,
+            faults: FaultMix::default(),
         }
     }
 }
@@ -66,7 +70,7 @@ impl Default for MockOptions {
 /// Routes: `POST /v1/chat/completions`, `POST /v1/messages`, `POST /v1/embeddings`,
 /// `GET /v1/models`, and `POST /v1/traces` (an OTLP sink that discards). Every model
 /// request consumes the next scripted [`Behavior`]; with the script empty the answer is
-/// `echo: <last user message>` with word-count usage, streamed as several chunks (plus a
+/// `echo: <last user message>` (its rest after an assistant prefill it starts with) with word-count usage, streamed as several chunks (plus a
 /// usage chunk when asked for) and `[DONE]` / `message_stop`.
 #[derive(Debug)]
 pub struct MockUpstream {
@@ -296,16 +300,22 @@ async fn model_request(
         return error_response(protocol, 400, None, None, &reason);
     }
 
-    let behavior = shared.next_behavior();
+    let behavior = shared.next_behavior().or_else(|| {
+        let faults = &shared.options.faults;
+        if faults.is_empty() {
+            return None;
+        }
+        let streaming = body.get("stream").and_then(Value::as_bool) == Some(true);
+        faults.draw(shared.count.load(Ordering::Relaxed) as u64, streaming)
+    });
     if !shared.options.latency.is_zero() {
         tokio::time::sleep(shared.options.latency).await;
     }
     let echo = || {
-        let text = match protocol {
-            Protocol::Messages => anthropic::last_user_text(&body),
-            Protocol::Chat | Protocol::Embeddings => openai::last_user_text(&body),
-        };
-        Content::Text(format!("echo: {text}"))
+        Content::Text(match protocol {
+            Protocol::Messages => format!("echo: {}", anthropic::last_user_text(&body)),
+            Protocol::Chat | Protocol::Embeddings => openai::echo(&body),
+        })
     };
     let (content, delivery) = match behavior {
         None => (echo(), Delivery::Complete),

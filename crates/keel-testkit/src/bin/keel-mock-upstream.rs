@@ -1,16 +1,17 @@
 //! `keel-mock-upstream`: the mock upstream as a process, answering every request with the
 //! default echo (OpenAI and Anthropic protocols), for Python tests and load tests.
 //!
-//! Usage: `keel-mock-upstream [--listen 127.0.0.1:PORT] [--latency-ms N] [--record]`
+//! Usage: `keel-mock-upstream [--listen 127.0.0.1:PORT] [--latency-ms N] [--record]
+//! [--faults 5xx=0.30,reset=0.05,stall=0.05[,mid_stream][,seed=N]]`
 
-use keel_testkit::{MockOptions, MockUpstream};
+use keel_testkit::{FaultMix, MockOptions, MockUpstream};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str =
-    "usage: keel-mock-upstream [--listen 127.0.0.1:PORT] [--latency-ms N] [--record]";
+const USAGE: &str = "usage: keel-mock-upstream [--listen 127.0.0.1:PORT] [--latency-ms N] \
+    [--record] [--faults 5xx=0.30,reset=0.05,stall=0.05[,mid_stream][,seed=N]]";
 
 fn parse_args() -> Result<(SocketAddr, MockOptions), String> {
     let mut listen = SocketAddr::from(([127, 0, 0, 1], 8089));
@@ -18,6 +19,7 @@ fn parse_args() -> Result<(SocketAddr, MockOptions), String> {
     let mut options = MockOptions {
         record: false,
         latency: Duration::ZERO,
+        faults: FaultMix::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -38,6 +40,7 @@ fn parse_args() -> Result<(SocketAddr, MockOptions), String> {
                 options.latency = Duration::from_millis(ms);
             }
             "--record" => options.record = true,
+            "--faults" => options.faults = FaultMix::parse(&value()?)?,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
