@@ -1,0 +1,51 @@
+"""The report of bench/ab.sh: per-round throughput and latency of keel A and keel B, medians,
+and the paired B-minus-A deltas (each round ran both back to back, so the median of the
+per-round differences cancels machine drift better than the difference of the medians)."""
+
+import json
+import statistics
+import sys
+
+run, rounds, rate, machine, load_before, load_after = sys.argv[1:7]
+rounds = int(rounds)
+A, B, title, p99_target, loss_target = sys.argv[7:12]
+steps = (f"r{rate}", "sat")
+
+
+def load(target, step, r):
+    o = json.load(open(f"{run}/{target}-{step}-{r}.json"))
+    lat = o.get("latencyPercentilesSuccessful") or o["latencyPercentiles"]
+    codes = o.get("statusCodeDistribution") or {}
+    total = sum(codes.values()) or 1
+    return {
+        "rps": o["summary"]["requestsPerSec"],
+        "p50": (lat.get("p50") or 0) * 1e3,
+        "p99": (lat.get("p99") or 0) * 1e3,
+        "ok": 100.0 * codes.get("200", 0) / total,
+    }
+
+
+pairs = {s: [(load(A, s, r), load(B, s, r)) for r in range(1, rounds + 1)] for s in steps}
+print(f"### {title} ({run.rsplit('/', 1)[-1]})\n")
+print(f"Machine: {machine}. Load average before/after: {load_before} / {load_after}. "
+      f"{rounds} rounds, order alternating.\n")
+print(f"| step | round | {A} rps | {B} rps | {A} p50 / p99 ms | {B} p50 / p99 ms | {B} ok % |")
+print("|---|---|---|---|---|---|---|")
+for s in steps:
+    for r, (a, b) in enumerate(pairs[s], start=1):
+        print(f"| {s} | {r} | {a['rps']:.0f} | {b['rps']:.0f} | {a['p50']:.3f} / {a['p99']:.3f} | "
+              f"{b['p50']:.3f} / {b['p99']:.3f} | {b['ok']:.2f} |")
+print()
+med = {s: {k: (statistics.median(a[k] for a, _ in pairs[s]), statistics.median(b[k] for _, b in pairs[s]))
+           for k in ("rps", "p50", "p99")} for s in steps}
+p99_diff = statistics.median(b["p99"] - a["p99"] for a, b in pairs[f"r{rate}"]) * 1000
+sat_loss = statistics.median(100.0 * (1 - b["rps"] / a["rps"]) for a, b in pairs["sat"])
+print(f"Paired by round (median of {B} − {A}): added p99 at {rate} req/s **{p99_diff:.0f} µs**; "
+      f"throughput loss at saturation **{sat_loss:.1f} %**.\n")
+r, s = med[f"r{rate}"], med["sat"]
+print(f"Medians at {rate} req/s: p99 {A} {r['p99'][0]:.3f} ms, {B} {r['p99'][1]:.3f} ms → added p99 "
+      f"**{(r['p99'][1] - r['p99'][0]) * 1000:.0f} µs** (target < {p99_target} µs); "
+      f"p50 added {(r['p50'][1] - r['p50'][0]) * 1000:.0f} µs.")
+loss = 100.0 * (1 - s["rps"][1] / s["rps"][0])
+print(f"Medians at saturation: {A} {s['rps'][0]:.0f} req/s, {B} {s['rps'][1]:.0f} req/s → "
+      f"throughput loss **{loss:.1f} %** (target < {loss_target} %).")
