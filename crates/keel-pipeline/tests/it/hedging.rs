@@ -16,6 +16,9 @@ output_price_per_mtok = 2.0
 [routes.hedged]
 models = ["a", "b-priced"]
 hedge = { after = "100ms", max = 1 }
+[routes.hedged-patient]
+models = ["a", "b-priced"]
+hedge = { after = "5s" }
 "#;
 
 #[tokio::test]
@@ -43,11 +46,16 @@ async fn a_slow_primary_is_hedged_and_the_fallback_answers() {
     assert_eq!(rec.error_class, None);
 }
 
+/// "Fast" is relative to `after` (5 s here, so a loaded machine cannot make it flaky).
 #[tokio::test]
-async fn a_fast_primary_is_never_hedged() {
+async fn a_primary_answering_before_after_is_never_hedged() {
     let mut h = Harness::start_with(ROUTES).await;
     let ctx = h.ctx(Duration::from_secs(10));
-    let resp = h.pipeline.chat(&ctx, chat("hedged", false)).await.unwrap();
+    let resp = h
+        .pipeline
+        .chat(&ctx, chat("hedged-patient", false))
+        .await
+        .unwrap();
     assert_eq!(resp.model, "a");
     assert_eq!(h.secondary.request_count(), 0);
     let rec = h.record(&ctx.request_id).await;
