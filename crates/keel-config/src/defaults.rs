@@ -117,3 +117,9 @@ pub fn max_backoff() -> Duration {
 pub fn max_retry_after() -> Duration {
     Duration::from_secs(5)
 }
+pub fn stream_recovery_max() -> u32 {
+    1
+}
+pub fn hedge_max() -> u32 {
+    1
+}

@@ -6,14 +6,17 @@
 //! - [`defaults`]: every default value, and the embedded default config file.
 //! - [`load`]: reading TOML with `serde_path_to_error`, so errors name the failing path.
 //! - [`observe`]: `[observe]`, logs, traces, metrics and drift settings.
+//! - [`resilience`]: a route's `stream_recovery` and `hedge`, and their checks.
 //! - [`validate`]: pure cross-reference checks (`routes.support.models[1]: unknown model "x"`).
 
 pub mod defaults;
 pub mod load;
 pub mod model;
 pub mod observe;
+pub mod resilience;
 pub mod validate;
 
 pub use load::{ConfigError, load_file, load_str};
 pub use model::*;
 pub use observe::*;
+pub use resilience::{HedgeConfig, StreamRecoveryConfig, WithoutPrefill};

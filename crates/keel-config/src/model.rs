@@ -208,6 +208,9 @@ pub enum Capability {
     JsonSchema,
     MultipleChoices,
     Images,
+    /// Accepts a request ending with an assistant message and continues that message
+    /// (prefill); used by mid-stream recovery.
+    AssistantPrefill,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -291,6 +294,12 @@ pub struct RouteConfig {
     /// out and the route falls over to the next model; `None`: no limit of its own.
     #[serde(default, with = "humantime_serde")]
     pub ttft_timeout: Option<Duration>,
+    /// Continue a stream broken mid-answer on another model; `None`: off (an error event).
+    #[serde(default, deserialize_with = "crate::resilience::stream_recovery")]
+    pub stream_recovery: Option<crate::resilience::StreamRecoveryConfig>,
+    /// Hedged requests for non-streaming calls; `None`: off.
+    #[serde(default)]
+    pub hedge: Option<crate::resilience::HedgeConfig>,
 }
 
 /// Per-route retries on the same model: up to `max_retries` more attempts after a 429, 500,

@@ -188,6 +188,7 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
                 "must be greater than 0".into(),
             );
         }
+        crate::resilience::validate_route(name, route, &mut err);
         let retry = &route.retry;
         if retry.base_backoff.is_zero() {
             err(

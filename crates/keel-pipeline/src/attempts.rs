@@ -41,10 +41,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// The last error of one candidate and how many attempts it got.
-struct Failure {
-    label: String,
-    attempts: u32,
-    error: ProviderError,
+pub(crate) struct Failure {
+    pub(crate) label: String,
+    pub(crate) attempts: u32,
+    pub(crate) error: ProviderError,
 }
 
 /// Runs `call` against each candidate, retrying per `retry`, until one succeeds. On failure
@@ -191,7 +191,7 @@ fn backoff_cap(retry: &RetryConfig, n: u32) -> Duration {
         .min(retry.max_backoff)
 }
 
-fn final_error(route: &str, mut failures: Vec<Failure>) -> ApiError {
+pub(crate) fn final_error(route: &str, mut failures: Vec<Failure>) -> ApiError {
     match failures.len() {
         0 => ApiError::new(
             ErrorCode::UpstreamTimeout,

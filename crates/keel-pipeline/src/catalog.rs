@@ -2,7 +2,10 @@
 //! an ordered list of candidates, so a request resolves with one map lookup.
 
 use crate::breaker::Breaker;
-use keel_config::{Capability, KeelConfig, ModelConfig, ProviderConfig, RetryConfig};
+use keel_config::{
+    Capability, HedgeConfig, KeelConfig, ModelConfig, ProviderConfig, RetryConfig,
+    StreamRecoveryConfig,
+};
 use keel_providers::{Provider, ProviderRegistry};
 use keel_types::openai::{ModelList, ModelObject};
 use std::collections::HashMap;
@@ -38,6 +41,9 @@ pub struct Resolved {
     pub candidates: Arc<[Candidate]>,
     pub retry: RetryConfig,
     pub ttft_timeout: Option<Duration>,
+    /// The route's mid-stream recovery and hedging (never for a model by its own name).
+    pub stream_recovery: Option<StreamRecoveryConfig>,
+    pub hedge: Option<HedgeConfig>,
 }
 
 #[derive(Clone, Default)]
@@ -96,6 +102,10 @@ impl Catalog {
                 route.ttft_timeout,
                 "keel",
             );
+            if let Some(r) = catalog.names.get_mut(name) {
+                r.stream_recovery.clone_from(&route.stream_recovery);
+                r.hedge.clone_from(&route.hedge);
+            }
         }
         catalog.listing.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(catalog)
@@ -116,6 +126,8 @@ impl Catalog {
                 candidates: candidates.into(),
                 retry,
                 ttft_timeout,
+                stream_recovery: None,
+                hedge: None,
             },
         );
         self.listing.push(ModelObject {

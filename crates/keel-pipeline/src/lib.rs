@@ -11,6 +11,8 @@
 //! - [`trace`]: the raw trace (instants only) and how a kept trace becomes spans and content.
 //! - [`observer`]: `Observer`, which fans a finished request out to log, metrics, drift, OTLP, store.
 //! - [`stream`]: wraps a served stream to measure it and record it when it ends or drops.
+//! - [`recover`]: mid-stream recovery, a broken stream continued on another model.
+//! - [`hedge`]: hedged non-streaming requests, the next model started when one is slow.
 //! - [`pipeline`]: `Pipeline::chat`, `chat_stream`, `embed`, `models`.
 //! - [`runtime`]: `Runtime`, the store, writer, providers and pipeline built from a config.
 
@@ -18,9 +20,11 @@ pub mod attempts;
 pub mod breaker;
 pub mod catalog;
 pub mod context;
+pub mod hedge;
 pub mod observer;
 pub mod pipeline;
 pub mod record;
+pub mod recover;
 pub mod runtime;
 pub mod stages;
 pub mod stream;

@@ -4,8 +4,10 @@
 use crate::attempts;
 use crate::catalog::{Candidate, Catalog, Resolved};
 use crate::context::RequestContext;
+use crate::hedge;
 use crate::observer::Observer;
 use crate::record::Recorder;
+use crate::recover::Recovery;
 use crate::stages::{Stage, StageOutcome};
 use crate::stream::RecordedStream;
 use crate::trace::{Answer, Seen};
@@ -154,20 +156,19 @@ impl Pipeline {
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
-        let (mut resp, served) = attempts::run(
-            ctx,
-            &resolved.route,
-            &resolved.retry,
-            &candidates,
-            rec,
-            |c| {
-                let mut upstream = req.clone();
-                upstream.model = c.config.upstream.clone();
-                let provider = c.provider.clone();
-                async move { provider.chat(upstream).await }
-            },
-        )
-        .await?;
+        let call = |c: &Candidate| {
+            let mut upstream = req.clone();
+            upstream.model = c.config.upstream.clone();
+            let provider = c.provider.clone();
+            async move { provider.chat(upstream).await }
+        };
+        let (mut resp, served) = match &resolved.hedge {
+            Some(h) => hedge::run(ctx, &resolved.route, h, &candidates, rec, call).await?,
+            None => {
+                let retry = &resolved.retry;
+                attempts::run(ctx, &resolved.route, retry, &candidates, rec, call).await?
+            }
+        };
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         if let Some(usage) = resp.usage {
             rec.usage(&served, usage);
@@ -197,7 +198,7 @@ impl Pipeline {
     ) -> Result<ChatStream, ApiError> {
         let mut rec = self.recorder(ctx, "chat.completions", &req.model, true);
         match self.chat_stream_inner(ctx, &req, &mut rec).await {
-            Ok((first, rest, served, route)) => {
+            Ok((first, rest, served, route, recovery)) => {
                 let stream = RecordedStream::new(
                     ctx.clone(),
                     rec,
@@ -206,7 +207,8 @@ impl Pipeline {
                     req,
                     first,
                     rest,
-                );
+                )
+                .with_recovery(recovery);
                 Ok(ChatStream {
                     route,
                     model: served.name,
@@ -235,6 +237,7 @@ impl Pipeline {
             keel_providers::ChunkStream,
             Candidate,
             String,
+            Option<Recovery>,
         ),
         ApiError,
     > {
@@ -245,6 +248,8 @@ impl Pipeline {
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
         let ttft_timeout = resolved.ttft_timeout;
+        let recovery = (resolved.stream_recovery.clone())
+            .map(|r| Recovery::new(ctx, r, candidates.clone(), ttft_timeout));
         let ((first, rest), served) = attempts::run(
             ctx,
             &resolved.route,
@@ -283,7 +288,7 @@ impl Pipeline {
         .await?;
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         rec.pass_through(&AFTER_ANSWER);
-        Ok((first, rest, served, resolved.route))
+        Ok((first, rest, served, resolved.route, recovery))
     }
 
     /// Embeddings, always as float vectors (the server encodes base64).

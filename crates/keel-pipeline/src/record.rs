@@ -18,6 +18,8 @@ pub struct Recorder {
     stages: StageTrace,
     /// End of the last stage; the next stage starts here.
     last_mark: Instant,
+    /// Tokens and cost of earlier segments of a recovered stream, which later usage adds to.
+    usage_base: (u32, u32, f64),
 }
 
 /// A finished request: its log record and its raw trace.
@@ -67,6 +69,7 @@ impl Recorder {
             },
             stages,
             last_mark: Instant::now(),
+            usage_base: (0, 0, 0.0),
         }
     }
 
@@ -99,7 +102,17 @@ impl Recorder {
     }
 
     pub fn attempt(&mut self, c: &Candidate, started: Instant, error: Option<&ProviderError>) {
-        let now = Instant::now();
+        self.attempt_until(c, started, Instant::now(), error);
+    }
+
+    /// An attempt that ended at `now` (recorded after the fact).
+    pub fn attempt_until(
+        &mut self,
+        c: &Candidate,
+        started: Instant,
+        now: Instant,
+        error: Option<&ProviderError>,
+    ) {
         let http_status = match error {
             None => Some(200),
             Some(ProviderError::Status { status, .. }) => Some(*status),
@@ -121,12 +134,41 @@ impl Recorder {
         });
     }
 
+    /// An attempt cancelled because another one answered first (a hedge): not billed.
+    pub fn attempt_cancelled(&mut self, c: &Candidate, started: Instant, outcome: &str) {
+        self.attempt_until(c, started, Instant::now(), None);
+        if let Some(a) = self.record.attempts.last_mut() {
+            outcome.clone_into(&mut a.outcome);
+            a.http_status = None;
+        }
+    }
+
+    /// The last attempt (a committed stream) broke after all, with `error`.
+    pub fn attempt_broke(&mut self, error: &ProviderError) {
+        if let Some(a) = self.record.attempts.last_mut() {
+            a.outcome = error.class();
+            a.error = Some(error.to_string());
+        }
+    }
+
+    /// `usage` of `c`, priced by `c`, on top of the usage of earlier stream segments.
     pub fn usage(&mut self, c: &Candidate, usage: Usage) {
-        self.record.input_tokens = Some(usage.prompt_tokens);
-        self.record.output_tokens = Some(usage.completion_tokens);
+        let (input, output, cost) = self.usage_base;
+        self.record.input_tokens = Some(input + usage.prompt_tokens);
+        self.record.output_tokens = Some(output + usage.completion_tokens);
         self.record.cost_usd = Some(
-            c.config
+            cost + c
+                .config
                 .cost_usd(usage.prompt_tokens, usage.completion_tokens),
+        );
+    }
+
+    /// Keeps the usage so far as the base later usage adds to (a stream continues elsewhere).
+    pub fn seal_usage(&mut self) {
+        self.usage_base = (
+            self.record.input_tokens.unwrap_or(0),
+            self.record.output_tokens.unwrap_or(0),
+            self.record.cost_usd.unwrap_or(0.0),
         );
     }
 

@@ -2,12 +2,14 @@
 //! model on every chunk, measures time to first token, takes usage from the upstream's final
 //! chunk (dropping that chunk unless the client asked for `stream_options.include_usage`),
 //! and writes the request record exactly once: when the stream ends, fails, or is dropped
-//! because the client went away.
+//! because the client went away. On a route with `stream_recovery`, a failure may instead be
+//! continued on another model ([`crate::recover`]).
 
 use crate::catalog::Candidate;
 use crate::context::RequestContext;
 use crate::observer::Observer;
 use crate::record::Recorder;
+use crate::recover::Recovery;
 use crate::stages::{Stage, StageOutcome};
 use crate::trace::{Answer, Seen};
 use futures::{Stream, StreamExt};
@@ -31,6 +33,7 @@ pub struct RecordedStream {
     include_usage: bool,
     first: Option<ChatCompletionChunk>,
     inner: ChunkStream,
+    recovery: Option<Recovery>,
 }
 
 impl RecordedStream {
@@ -55,7 +58,14 @@ impl RecordedStream {
             request,
             first: Some(first),
             inner,
+            recovery: None,
         }
+    }
+
+    /// Continue a broken stream on another model per the route's `stream_recovery`.
+    pub fn with_recovery(mut self, recovery: Option<Recovery>) -> Self {
+        self.recovery = recovery;
+        self
     }
 
     fn finish(&mut self, error: Option<(&str, String)>) {
@@ -98,9 +108,18 @@ impl Stream for RecordedStream {
             if this.rec.is_none() {
                 return Poll::Ready(None);
             }
-            let item = match this.first.take() {
-                Some(first) => Some(Ok(first)),
-                None => match this.inner.poll_next_unpin(cx) {
+            let item = match (this.first.take(), this.recovery.as_mut(), this.rec.as_mut()) {
+                (Some(first), _, _) => Some(Ok(first)),
+                (None, Some(r), Some(rec)) if r.searching() => match r.poll_resume(cx, rec) {
+                    Poll::Ready(Ok(resumed)) => {
+                        this.served = resumed.served;
+                        this.inner = resumed.stream;
+                        Some(Ok(resumed.first))
+                    }
+                    Poll::Ready(Err(e)) => Some(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                },
+                (None, _, _) => match this.inner.poll_next_unpin(cx) {
                     Poll::Ready(item) => item,
                     Poll::Pending => return Poll::Pending,
                 },
@@ -111,11 +130,25 @@ impl Stream for RecordedStream {
                     return Poll::Ready(None);
                 }
                 Some(Err(e)) => {
+                    let e = match (this.recovery.as_mut(), this.rec.as_mut()) {
+                        (Some(r), Some(rec)) => {
+                            match r.begin(e, &this.served, &this.request, &this.text, rec) {
+                                Ok(()) => continue,
+                                Err(e) => e,
+                            }
+                        }
+                        _ => e,
+                    };
                     let api = e.to_api_error(&this.served.upstream_label());
                     this.finish(Some((&e.class(), api.message.clone())));
                     return Poll::Ready(Some(Err(api)));
                 }
                 Some(Ok(mut chunk)) => {
+                    if let Some(r) = this.recovery.as_mut()
+                        && !r.admit(&mut chunk)
+                    {
+                        continue;
+                    }
                     for c in &chunk.choices {
                         if let Some(t) = &c.delta.content {
                             this.text.push_str(t);
@@ -140,6 +173,9 @@ impl Stream for RecordedStream {
                             }
                             chunk.usage = None;
                         }
+                    }
+                    if let Some(r) = &this.recovery {
+                        r.decorate(&mut chunk);
                     }
                     return Poll::Ready(Some(Ok(chunk)));
                 }

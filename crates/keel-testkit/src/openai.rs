@@ -31,6 +31,14 @@ pub(crate) fn echo(body: &Value) -> String {
     }
 }
 
+/// Whether the last message is the assistant's (a prefill).
+pub(crate) fn ends_with_assistant(body: &Value) -> bool {
+    let messages = body.get("messages").and_then(Value::as_array);
+    messages
+        .and_then(|m| m.last())
+        .is_some_and(|m| m["role"] == "assistant")
+}
+
 /// Words across every message, as the prompt token count.
 pub(crate) fn prompt_tokens(body: &Value) -> u32 {
     let messages = body.get("messages").and_then(Value::as_array);

@@ -16,7 +16,7 @@ use hyper_util::server::conn::auto;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -86,6 +86,8 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     count: AtomicUsize,
     seq: AtomicU64,
+    /// Answer 400 to a chat request whose last message is the assistant's (no prefill).
+    reject_prefill: AtomicBool,
 }
 
 /// Closes the connection a request arrived on.
@@ -123,6 +125,7 @@ impl MockUpstream {
             requests: Mutex::new(Vec::new()),
             count: AtomicUsize::new(0),
             seq: AtomicU64::new(1),
+            reject_prefill: AtomicBool::new(false),
         });
         let task = tokio::spawn(accept_loop(listener, router(shared.clone())));
         Ok(MockUpstream {
@@ -149,6 +152,13 @@ impl MockUpstream {
     /// Appends behaviours to the script, in order.
     pub fn script(&self, behaviors: impl IntoIterator<Item = Behavior>) {
         lock(&self.shared.script).extend(behaviors);
+    }
+
+    /// From now on, answer a chat request whose last message is an assistant message with a
+    /// 400, as providers without assistant prefill do, before consuming any scripted
+    /// behaviour.
+    pub fn reject_assistant_prefill(&self) {
+        self.shared.reject_prefill.store(true, Ordering::Relaxed);
     }
 
     /// Scripted behaviours not consumed yet.
@@ -298,6 +308,19 @@ async fn model_request(
             anthropic::reject_reason(&body, parts.headers.contains_key("anthropic-version"))
     {
         return error_response(protocol, 400, None, None, &reason);
+    }
+
+    if protocol == Protocol::Chat
+        && shared.reject_prefill.load(Ordering::Relaxed)
+        && openai::ends_with_assistant(&body)
+    {
+        return error_response(
+            protocol,
+            400,
+            None,
+            None,
+            "assistant prefill is not supported: the last message must not be an assistant message",
+        );
     }
 
     let behavior = shared.next_behavior().or_else(|| {

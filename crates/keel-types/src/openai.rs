@@ -289,6 +289,10 @@ pub struct ChatCompletionChunk {
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
+    /// keel's extension, on the last chunks only when keel has something to say (a stream
+    /// recovered on another model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keel: Option<Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -348,6 +352,7 @@ impl ChatCompletionChunk {
             }],
             usage: None,
             system_fingerprint: None,
+            keel: None,
         }
     }
 
@@ -361,6 +366,7 @@ impl ChatCompletionChunk {
             choices: Vec::new(),
             usage: Some(usage),
             system_fingerprint: None,
+            keel: None,
         }
     }
 }

@@ -2,9 +2,12 @@
 //! log, against scripted mock upstreams.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accounting;
 mod attempts;
 mod circuit;
 mod faults;
+mod hedging;
+mod recovery;
 mod retries;
 mod streams;
 mod support;

@@ -31,6 +31,12 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// The harness with `extra` TOML appended (more models and routes over the same two
+    /// providers, `primary` and `secondary`).
+    pub async fn start_with(extra: &str) -> Self {
         let primary = MockUpstream::start().await;
         let secondary = MockUpstream::start().await;
         let toml = format!(
@@ -80,6 +86,7 @@ models = ["a", "a-quick"]
 models = ["a", "b"]
 retry = {{ max_retries = 2, base_backoff = "20ms", max_backoff = "100ms" }}
 ttft_timeout = "200ms"
+{extra}
 "#,
             primary.base_url(),
             secondary.base_url(),

@@ -3,5 +3,6 @@
 
 mod drift;
 mod metrics;
+mod streams;
 mod support;
 mod traces;
