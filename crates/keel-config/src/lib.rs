@@ -6,12 +6,14 @@
 //! - [`defaults`]: every default value, and the embedded default config file.
 //! - [`load`]: reading TOML with `serde_path_to_error`, so errors name the failing path.
 //! - [`observe`]: `[observe]`, logs, traces, metrics and drift settings.
+//! - `routing`: validation of a route's strategy settings (`strategy`, `weights`, `cascade`).
 //! - [`validate`]: pure cross-reference checks (`routes.support.models[1]: unknown model "x"`).
 
 pub mod defaults;
 pub mod load;
 pub mod model;
 pub mod observe;
+mod routing;
 pub mod validate;
 
 pub use load::{ConfigError, load_file, load_str};
