@@ -2,6 +2,7 @@
 //! an ordered list of candidates, so a request resolves with one map lookup.
 
 use crate::breaker::Breaker;
+use crate::routing::{LatencyStats, Routing};
 use keel_config::{Capability, KeelConfig, ModelConfig, ProviderConfig, RetryConfig};
 use keel_providers::{Provider, ProviderRegistry};
 use keel_types::openai::{ModelList, ModelObject};
@@ -20,6 +21,8 @@ pub struct Candidate {
     pub provider_kind: &'static str,
     /// The model's circuit breaker, shared by every candidate of the model.
     pub breaker: Arc<Breaker>,
+    /// The model's latency estimate and requests in flight, shared like its breaker.
+    pub latency: Arc<LatencyStats>,
 }
 
 impl Candidate {
@@ -38,6 +41,8 @@ pub struct Resolved {
     pub candidates: Arc<[Candidate]>,
     pub retry: RetryConfig,
     pub ttft_timeout: Option<Duration>,
+    /// The route's strategy and its state (a model by its own name: plain fallback).
+    pub routing: Arc<Routing>,
 }
 
 #[derive(Clone, Default)]
@@ -74,9 +79,18 @@ impl Catalog {
                 provider,
                 provider_kind,
                 breaker,
+                latency: Arc::new(LatencyStats::new(m.latency_decay)),
             };
             models.insert(name.clone(), c.clone());
-            catalog.add(name, vec![c], RetryConfig::default(), None, &m.provider);
+            let routing = Arc::new(Routing::fallback());
+            catalog.add(
+                name,
+                vec![c],
+                RetryConfig::default(),
+                None,
+                routing,
+                &m.provider,
+            );
         }
         for (name, route) in &config.routes {
             let candidates = route
@@ -94,6 +108,7 @@ impl Catalog {
                 candidates,
                 route.retry.clone(),
                 route.ttft_timeout,
+                Arc::new(Routing::new(route)),
                 "keel",
             );
         }
@@ -107,6 +122,7 @@ impl Catalog {
         candidates: Vec<Candidate>,
         retry: RetryConfig,
         ttft_timeout: Option<Duration>,
+        routing: Arc<Routing>,
         owned_by: &str,
     ) {
         self.names.insert(
@@ -116,6 +132,7 @@ impl Catalog {
                 candidates: candidates.into(),
                 retry,
                 ttft_timeout,
+                routing,
             },
         );
         self.listing.push(ModelObject {

@@ -6,6 +6,7 @@ use crate::catalog::{Candidate, Catalog, Resolved};
 use crate::context::RequestContext;
 use crate::observer::Observer;
 use crate::record::Recorder;
+use crate::routing::{self, Routed};
 use crate::stages::{Stage, StageOutcome};
 use crate::stream::RecordedStream;
 use crate::trace::{Answer, Seen};
@@ -42,6 +43,8 @@ pub struct Pipeline {
 pub struct ChatStream {
     pub route: String,
     pub model: String,
+    /// Why routing chose `model` (the `x-keel-route-reason` header).
+    pub route_reason: String,
     pub stream: BoxStream<'static, Result<ChatCompletionChunk, ApiError>>,
 }
 
@@ -153,21 +156,11 @@ impl Pipeline {
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
+        let plan = routing::plan(&resolved, req, candidates)?;
+        rec.route_reason(&plan.reason);
         rec.mark(Stage::Route, StageOutcome::Ok);
-        let (mut resp, served) = attempts::run(
-            ctx,
-            &resolved.route,
-            &resolved.retry,
-            &candidates,
-            rec,
-            |c| {
-                let mut upstream = req.clone();
-                upstream.model = c.config.upstream.clone();
-                let provider = c.provider.clone();
-                async move { provider.chat(upstream).await }
-            },
-        )
-        .await?;
+        let (mut resp, served, routed) = routing::chat(ctx, &resolved, &plan, req, rec).await?;
+        rec.routed(&routed);
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         if let Some(usage) = resp.usage {
             rec.usage(&served, usage);
@@ -181,6 +174,7 @@ impl Pipeline {
             "route": resolved.route,
             "model": served.name,
             "provider": served.config.provider,
+            "routing": routed.json,
             "attempts": rec.attempts_json(),
             "stages": rec.stages_json(),
             "trace_id": ctx.trace.trace_id.to_string(),
@@ -197,7 +191,7 @@ impl Pipeline {
     ) -> Result<ChatStream, ApiError> {
         let mut rec = self.recorder(ctx, "chat.completions", &req.model, true);
         match self.chat_stream_inner(ctx, &req, &mut rec).await {
-            Ok((first, rest, served, route)) => {
+            Ok((first, rest, served, route, routed)) => {
                 let stream = RecordedStream::new(
                     ctx.clone(),
                     rec,
@@ -210,6 +204,7 @@ impl Pipeline {
                 Ok(ChatStream {
                     route,
                     model: served.name,
+                    route_reason: routed.reason,
                     stream: stream.boxed(),
                 })
             }
@@ -235,6 +230,7 @@ impl Pipeline {
             keel_providers::ChunkStream,
             Candidate,
             String,
+            Routed,
         ),
         ApiError,
     > {
@@ -243,17 +239,30 @@ impl Pipeline {
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
+        let plan = routing::plan(&resolved, req, candidates)?;
+        rec.route_reason(&plan.reason);
         rec.mark(Stage::Route, StageOutcome::Ok);
+        // A cascade judges buffered answers of its cheaper tiers first; only the last streams.
+        let mut steps = Vec::new();
+        let mut order = plan.order.as_slice();
+        if plan.strategy == keel_config::RouteStrategy::Cascade {
+            if let Some((resp, served)) =
+                routing::cascade::buffered(ctx, &resolved, &plan, req, rec, &mut steps).await
+            {
+                let routed =
+                    routing::cascade::stream_routed(&resolved, &plan, &served, &steps, false);
+                rec.routed(&routed);
+                rec.mark(Stage::Attempts, StageOutcome::Ok);
+                rec.pass_through(&AFTER_ANSWER);
+                let (first, rest) = routing::replay_stream(resp);
+                return Ok((first, rest, served, resolved.route, routed));
+            }
+            order = &order[order.len().saturating_sub(1)..];
+        }
         let ttft_timeout = resolved.ttft_timeout;
-        let ((first, rest), served) = attempts::run(
-            ctx,
-            &resolved.route,
-            &resolved.retry,
-            &candidates,
-            rec,
-            |c| {
-                let mut upstream = req.clone();
-                upstream.model = c.config.upstream.clone();
+        let ((first, rest), served) =
+            attempts::run(ctx, &resolved.route, &resolved.retry, order, rec, |c| {
+                let upstream = routing::upstream_request(req, c);
                 let provider = c.provider.clone();
                 async move {
                     // Peek: only a stream that produced its first chunk is committed to. The
@@ -278,12 +287,18 @@ impl Pipeline {
                         )),
                     }
                 }
-            },
-        )
-        .await?;
+            })
+            .await?;
+        let routed = match plan.strategy {
+            keel_config::RouteStrategy::Cascade => {
+                routing::cascade::stream_routed(&resolved, &plan, &served, &steps, true)
+            }
+            _ => plan.routed(&served, None, None),
+        };
+        rec.routed(&routed);
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         rec.pass_through(&AFTER_ANSWER);
-        Ok((first, rest, served, resolved.route))
+        Ok((first, rest, served, resolved.route, routed))
     }
 
     /// Embeddings, always as float vectors (the server encodes base64).

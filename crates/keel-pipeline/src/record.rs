@@ -39,6 +39,8 @@ impl Recorder {
                 endpoint: endpoint.to_owned(),
                 model_requested: model_requested.to_owned(),
                 route: None,
+                model_served: None,
+                route_reason: None,
                 stream,
                 attempts: Vec::new(),
                 input_tokens: None,
@@ -72,6 +74,17 @@ impl Recorder {
 
     pub fn route(&mut self, route: &str) {
         self.record.route = Some(route.to_owned());
+    }
+
+    /// Why routing put the first candidate first (before any attempt ran).
+    pub fn route_reason(&mut self, reason: &str) {
+        self.record.route_reason = Some(reason.to_owned());
+    }
+
+    /// The model that answered and why it did.
+    pub fn routed(&mut self, routed: &crate::routing::Routed) {
+        self.record.model_served = Some(routed.model.clone());
+        self.record.route_reason = Some(routed.reason.clone());
     }
 
     /// Ends the current stage: it ran from the end of the previous one until now.

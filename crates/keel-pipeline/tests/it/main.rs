@@ -6,5 +6,6 @@ mod attempts;
 mod circuit;
 mod faults;
 mod retries;
+mod routing;
 mod streams;
 mod support;
