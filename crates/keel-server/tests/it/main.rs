@@ -3,5 +3,6 @@
 
 mod drift;
 mod metrics;
+mod routing;
 mod support;
 mod traces;
