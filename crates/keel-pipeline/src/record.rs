@@ -18,6 +18,8 @@ pub struct Recorder {
     stages: StageTrace,
     /// End of the last stage; the next stage starts here.
     last_mark: Instant,
+    /// Cost of answers asked for but not served (a cascade's escalated tiers).
+    discarded_cost_usd: f64,
 }
 
 /// A finished request: its log record and its raw trace.
@@ -69,6 +71,7 @@ impl Recorder {
             },
             stages,
             last_mark: Instant::now(),
+            discarded_cost_usd: 0.0,
         }
     }
 
@@ -139,8 +142,17 @@ impl Recorder {
         self.record.output_tokens = Some(usage.completion_tokens);
         self.record.cost_usd = Some(
             c.config
-                .cost_usd(usage.prompt_tokens, usage.completion_tokens),
+                .cost_usd(usage.prompt_tokens, usage.completion_tokens)
+                + self.discarded_cost_usd,
         );
+    }
+
+    /// An answer that was paid for but not served: its cost joins the request's (the
+    /// tokens recorded stay the served answer's).
+    pub fn discarded_usage(&mut self, c: &Candidate, usage: Usage) {
+        self.discarded_cost_usd += c
+            .config
+            .cost_usd(usage.prompt_tokens, usage.completion_tokens);
     }
 
     pub fn ttft(&mut self, ctx: &RequestContext) {

@@ -4,8 +4,8 @@
 //! except `cascade`, which also judges each answer and may escalate to the next model.
 //!
 //! - [`weighted`]: smooth weighted round-robin; [`latency`]: peak-EWMA and the power of two
-//!   choices; [`cost`]: cheapest model whose context fits; [`cascade`]: trust signals and
-//!   escalation; [`prefs`]: the `keel.route` request field.
+//!   choices; [`cost`]: cheapest model whose context fits; [`cascade`]: escalation by
+//!   [`trust`] signals; [`prefs`]: the `keel.route` request field.
 //!
 //! What was decided and why becomes [`Routed`]: the response's `keel.routing`, the request
 //! record's `model_served` and `route_reason`, and a stream's `x-keel-route-reason` header.
@@ -15,6 +15,7 @@ pub mod cost;
 pub mod latency;
 pub mod prefs;
 mod replay;
+pub mod trust;
 pub mod weighted;
 
 use crate::attempts;

@@ -52,6 +52,15 @@ async fn a_refusal_is_escalated_to_the_next_model() {
     assert_eq!(models(&rec), ["cheap", "mid"]);
     assert_eq!(rec.model_served.as_deref(), Some("mid"));
     assert_eq!(rec.route_reason.as_deref(), Some(want));
+    // Tokens are the served answer's; the cost includes the escalated tier's. The mock counts
+    // words: 2 prompt tokens; 8 for the refusal ($0.1/$0.4), 3 for mid's echo ($1/$4).
+    assert_eq!((rec.input_tokens, rec.output_tokens), (Some(2), Some(3)));
+    let want_cost = (2.0 * 0.1 + 8.0 * 0.4 + 2.0 * 1.0 + 3.0 * 4.0) / 1e6;
+    assert!(
+        (rec.cost_usd.unwrap() - want_cost).abs() < 1e-12,
+        "{:?}",
+        rec.cost_usd
+    );
 }
 
 #[tokio::test]
@@ -221,4 +230,11 @@ async fn a_stream_escalates_past_untrusted_tiers_and_streams_the_last_live() {
     assert_eq!(models(&rec), ["cheap", "mid", "strong"]);
     assert_eq!(rec.model_served.as_deref(), Some("strong"));
     assert_eq!(rec.route_reason.as_deref(), Some(want));
+    // The buffered tiers are paid for: 8 words of refusal on cheap, 2 on mid, echo on strong.
+    let want_cost = (2.0 * 0.1 + 8.0 * 0.4 + 2.0 * 1.0 + 2.0 * 4.0 + 2.0 * 5.0 + 3.0 * 15.0) / 1e6;
+    assert!(
+        (rec.cost_usd.unwrap() - want_cost).abs() < 1e-12,
+        "{:?}",
+        rec.cost_usd
+    );
 }
