@@ -244,7 +244,7 @@ impl Pipeline {
         rec.mark(Stage::Route, StageOutcome::Ok);
         // A cascade judges buffered answers of its cheaper tiers first; only the last streams.
         let mut steps = Vec::new();
-        let mut order = plan.order.as_slice();
+        let mut candidates = plan.order.as_slice();
         if plan.strategy == keel_config::RouteStrategy::Cascade {
             if let Some((resp, served)) =
                 routing::cascade::buffered(ctx, &resolved, &plan, req, rec, &mut steps).await
@@ -257,11 +257,16 @@ impl Pipeline {
                 let (first, rest) = routing::replay_stream(resp);
                 return Ok((first, rest, served, resolved.route, routed));
             }
-            order = &order[order.len().saturating_sub(1)..];
+            candidates = &candidates[candidates.len().saturating_sub(1)..];
         }
         let ttft_timeout = resolved.ttft_timeout;
-        let ((first, rest), served) =
-            attempts::run(ctx, &resolved.route, &resolved.retry, order, rec, |c| {
+        let ((first, rest), served) = attempts::run(
+            ctx,
+            &resolved.route,
+            &resolved.retry,
+            candidates,
+            rec,
+            |c| {
                 let upstream = routing::upstream_request(req, c);
                 let provider = c.provider.clone();
                 async move {
@@ -287,8 +292,9 @@ impl Pipeline {
                         )),
                     }
                 }
-            })
-            .await?;
+            },
+        )
+        .await?;
         let routed = match plan.strategy {
             keel_config::RouteStrategy::Cascade => {
                 routing::cascade::stream_routed(&resolved, &plan, &served, &steps, true)
