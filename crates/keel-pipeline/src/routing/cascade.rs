@@ -96,7 +96,13 @@ fn discard(rec: &mut Recorder, c: &Candidate, resp: &ChatCompletionResponse) {
 }
 
 /// The one-line verdict: each tier's trust, why it was escalated, and how it ended.
-pub(crate) fn describe(steps: &[Step], threshold: f64, ending: &str) -> String {
+fn describe(
+    plan: &Plan,
+    served: &Candidate,
+    steps: &[Step],
+    threshold: f64,
+    ending: &str,
+) -> String {
     let tiers: Vec<String> = steps
         .iter()
         .map(|s| {
@@ -113,7 +119,20 @@ pub(crate) fn describe(steps: &[Step], threshold: f64, ending: &str) -> String {
         })
         .collect();
     let verb = if steps.len() > 1 { "escalated " } else { "" };
-    format!("cascade: {verb}{}{ending}", tiers.join(" -> "))
+    // Tiers up to the served one that gave no answer (they failed and were fallen over).
+    let silent: Vec<&str> = plan
+        .order
+        .iter()
+        .take_while(|c| c.name != served.name)
+        .map(|c| c.name.as_str())
+        .filter(|name| !steps.iter().any(|s| s.model == *name))
+        .collect();
+    let silent = if silent.is_empty() {
+        String::new()
+    } else {
+        format!("; no answer from {}", silent.join(", "))
+    };
+    format!("cascade: {verb}{}{ending}{silent}", tiers.join(" -> "))
 }
 
 /// The response's `keel.routing.cascade`.
@@ -157,7 +176,7 @@ pub async fn chat(
         }
         Climb::Failed(e, None) => return Err(e),
     };
-    let reason = describe(&steps, threshold, &ending);
+    let reason = describe(plan, &served, &steps, threshold, &ending);
     let note = (!ending.is_empty()).then(|| ending.trim_start_matches("; ").to_owned());
     let routed = plan.routed(
         &served,
@@ -206,7 +225,7 @@ pub fn stream_routed(
     } else {
         "; the trusted answer was buffered and replayed as a stream".to_owned()
     };
-    let mut reason = describe(steps, threshold, &ending);
+    let mut reason = describe(plan, served, steps, threshold, &ending);
     if steps.is_empty() {
         reason = format!(
             "cascade: {} streamed live (no cheaper tier could serve)",

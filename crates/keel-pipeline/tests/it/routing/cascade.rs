@@ -64,6 +64,19 @@ async fn a_refusal_is_escalated_to_the_next_model() {
 }
 
 #[tokio::test]
+async fn a_failing_tier_is_fallen_over_and_named() {
+    let h = Routes::start().await;
+    h.fast.push(Behavior::status(503));
+    let (_, resp) = h.ask(body("cascade", json!({}))).await;
+    let resp = resp.unwrap();
+    assert_eq!(resp.model, "mid");
+    assert_eq!(
+        routing(&resp)["reason"],
+        "cascade: mid trust 1.00; no answer from cheap"
+    );
+}
+
+#[tokio::test]
 async fn a_truncated_answer_is_escalated() {
     let h = Routes::start().await;
     h.fast.push(Behavior::truncated("The capital of France is"));
