@@ -1,6 +1,6 @@
 """Structured logs as operators consume them: with `observe.log_format = "json"` every line is a
 JSON object, each request leaves exactly one info line (target keel::request) with its ids,
-route, model, status, latency and tokens, and neither message content nor any key appears."""
+route, model (and why routing chose it), status, latency and tokens, and neither message content nor any key appears."""
 
 import json
 import time
@@ -38,6 +38,9 @@ def test_json_logs_have_one_line_per_request_and_no_content_or_secrets(mock_upst
     assert served["level"] == "INFO"
     assert served["route"] == "fallback"
     assert served["model"] == "mock-gpt"
+    assert served["route_reason"] == (
+        "fallback: dead-gpt is first in the route's order; dead-gpt failed: served by fallback mock-gpt"
+    )
     assert served["status"] == 200
     assert served["attempts"] == 2, "the dead upstream, then the mock"
     assert served["tenant"] == "acme" and served["key_id"] == "test-key"

@@ -1,6 +1,6 @@
 //! Every default value in one place, and the documented default config file.
 
-use crate::model::Capability;
+use crate::model::{Capability, TrustSignal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -122,4 +122,19 @@ pub fn stream_recovery_max() -> u32 {
 }
 pub fn hedge_max() -> u32 {
     1
+}
+pub fn latency_decay() -> Duration {
+    Duration::from_secs(10)
+}
+pub fn cascade_threshold() -> f64 {
+    0.5
+}
+pub fn cascade_signals() -> Vec<TrustSignal> {
+    vec![
+        TrustSignal::FinishReason,
+        TrustSignal::Refusal,
+        TrustSignal::Empty,
+        TrustSignal::Json,
+        TrustSignal::Logprobs,
+    ]
 }

@@ -7,6 +7,7 @@
 //! - [`load`]: reading TOML with `serde_path_to_error`, so errors name the failing path.
 //! - [`observe`]: `[observe]`, logs, traces, metrics and drift settings.
 //! - [`resilience`]: a route's `stream_recovery` and `hedge`, and their checks.
+//! - `routing`: validation of a route's strategy settings (`strategy`, `weights`, `cascade`).
 //! - [`validate`]: pure cross-reference checks (`routes.support.models[1]: unknown model "x"`).
 
 pub mod defaults;
@@ -14,6 +15,7 @@ pub mod load;
 pub mod model;
 pub mod observe;
 pub mod resilience;
+mod routing;
 pub mod validate;
 
 pub use load::{ConfigError, load_file, load_str};

@@ -233,6 +233,10 @@ pub struct ModelConfig {
     /// The circuit breaker of this deployment.
     #[serde(default)]
     pub circuit: CircuitConfig,
+    /// Time constant of the decaying peak-EWMA of this model's latency, which `least_latency`
+    /// routes compare: a slower answer counts at once, faster ones pull it down over this.
+    #[serde(default = "defaults::latency_decay", with = "humantime_serde")]
+    pub latency_decay: Duration,
 }
 
 /// A circuit breaker per model: while closed, the outcomes of the last `window` are counted;
@@ -282,11 +286,20 @@ impl ModelConfig {
     }
 }
 
-/// A virtual model name clients ask for, served by `models` in fallback order.
+/// A virtual model name clients ask for, served by `models`: `strategy` decides which is tried
+/// first, the others remain fallbacks in the order it gives.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     pub models: Vec<String>,
+    #[serde(default)]
+    pub strategy: RouteStrategy,
+    /// `weighted` only: relative share of requests each model serves first (unnamed: 1).
+    #[serde(default)]
+    pub weights: BTreeMap<String, u32>,
+    /// `cascade` only: when the cheaper model's answer is trusted enough.
+    #[serde(default)]
+    pub cascade: Option<CascadeConfig>,
     /// Retries on the same model before falling over to the next one.
     #[serde(default)]
     pub retry: RetryConfig,
@@ -300,6 +313,72 @@ pub struct RouteConfig {
     /// Hedged requests for non-streaming calls; `None`: off.
     #[serde(default)]
     pub hedge: Option<crate::resilience::HedgeConfig>,
+}
+
+/// How a route orders its (capable) models for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteStrategy {
+    /// The order of `models`.
+    #[default]
+    Fallback,
+    /// Smooth weighted round-robin over `weights`: exact proportions, no randomness.
+    Weighted,
+    /// Power of two choices over each model's peak-EWMA latency times its requests in flight.
+    LeastLatency,
+    /// The cheapest model (input + output price) whose capabilities and context window fit.
+    Cost,
+    /// `models` from cheapest to strongest: an answer whose trust is under the threshold is
+    /// escalated to the next model.
+    Cascade,
+}
+
+impl RouteStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fallback => "fallback",
+            Self::Weighted => "weighted",
+            Self::LeastLatency => "least_latency",
+            Self::Cost => "cost",
+            Self::Cascade => "cascade",
+        }
+    }
+}
+
+/// A trust signal a cascade judges an answer by; each is a value in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustSignal {
+    /// 0 when the answer was cut (`length`) or filtered (`content_filter`), else 1.
+    FinishReason,
+    /// 0 when the answer is a refusal, else 1.
+    Refusal,
+    /// 0 when the answer has neither text nor tool calls, else 1.
+    Empty,
+    /// 0 when `response_format` asks for JSON and the answer does not parse as such, else 1.
+    Json,
+    /// The mean token probability, when the upstream returned logprobs.
+    Logprobs,
+}
+
+/// A cascade's judge: an answer's trust is the lowest of its `signals`; under `threshold` the
+/// request is escalated to the next model.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CascadeConfig {
+    #[serde(default = "defaults::cascade_threshold")]
+    pub threshold: f64,
+    #[serde(default = "defaults::cascade_signals")]
+    pub signals: Vec<TrustSignal>,
+}
+
+impl Default for CascadeConfig {
+    fn default() -> Self {
+        Self {
+            threshold: defaults::cascade_threshold(),
+            signals: defaults::cascade_signals(),
+        }
+    }
 }
 
 /// Per-route retries on the same model: up to `max_retries` more attempts after a 429, 500,

@@ -151,6 +151,12 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
                 );
             }
         }
+        if model.latency_decay.is_zero() {
+            err(
+                format!("{path}.latency_decay"),
+                "must be greater than 0".into(),
+            );
+        }
         for (field, d) in [("window", c.window), ("cooldown", c.cooldown)] {
             if d.is_zero() {
                 err(
@@ -196,6 +202,7 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
                 "must be greater than 0".into(),
             );
         }
+        crate::routing::validate_route(name, route, &mut err);
         if retry.max_backoff < retry.base_backoff {
             err(
                 format!("routes.{name}.retry.max_backoff"),

@@ -1,8 +1,8 @@
 //! Structured logs: the process-wide subscriber (human text or one JSON object per line,
 //! filtered by `RUST_LOG`, default `info`) and the one info line every request leaves.
 //!
-//! The request line carries ids, route, model, status, latency and tokens, never message
-//! content, keys or upstream secrets.
+//! The request line carries ids, route, the model that answered and why routing chose it,
+//! status, latency and tokens, never message content, keys or upstream secrets.
 
 use keel_config::LogFormat;
 use keel_store::RequestRecord;
@@ -30,13 +30,15 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
-/// The model that answered: the last attempt that succeeded.
+/// The model that answered: as routing recorded it, else the last attempt that succeeded.
 pub fn served_model(rec: &RequestRecord) -> Option<&str> {
-    rec.attempts
-        .iter()
-        .rev()
-        .find(|a| a.outcome == "ok")
-        .map(|a| a.model.as_str())
+    rec.model_served.as_deref().or_else(|| {
+        rec.attempts
+            .iter()
+            .rev()
+            .find(|a| a.outcome == "ok")
+            .map(|a| a.model.as_str())
+    })
 }
 
 /// Emits the request's info line.
@@ -50,6 +52,7 @@ pub fn request_line(rec: &RequestRecord, trace_id: &str) {
         endpoint = %rec.endpoint,
         route = rec.route.as_deref().unwrap_or("-"),
         model = served_model(rec).unwrap_or("-"),
+        route_reason = rec.route_reason.as_deref().unwrap_or("-"),
         stream = rec.stream,
         status = rec.status,
         latency_ms = (rec.total_ms * 1000.0).round() / 1000.0,

@@ -136,6 +136,8 @@ mod tests {
             endpoint: "chat.completions".into(),
             model_requested: "m".into(),
             route: Some("m".into()),
+            model_served: None,
+            route_reason: None,
             stream: false,
             attempts: Vec::new(),
             input_tokens: None,

@@ -98,13 +98,16 @@ where
                 tried = true;
                 attempts += 1;
                 let started = Instant::now();
+                let in_flight = c.latency.start();
                 let (result, cut) = match tokio::time::timeout(remaining, call(c)).await {
                     Ok(r) => (r, false),
                     Err(_) => (Err(ProviderError::Timeout(started.elapsed())), true),
                 };
+                drop(in_flight);
                 let e = match result {
                     Ok(value) => {
                         c.breaker.record_success(Instant::now());
+                        c.latency.observe(started.elapsed(), Instant::now());
                         rec.attempt(c, started, None);
                         return Ok((value, c.clone()));
                     }

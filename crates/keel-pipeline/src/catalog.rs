@@ -2,6 +2,7 @@
 //! an ordered list of candidates, so a request resolves with one map lookup.
 
 use crate::breaker::Breaker;
+use crate::routing::{LatencyStats, Routing};
 use keel_config::{
     Capability, HedgeConfig, KeelConfig, ModelConfig, ProviderConfig, RetryConfig,
     StreamRecoveryConfig,
@@ -23,6 +24,8 @@ pub struct Candidate {
     pub provider_kind: &'static str,
     /// The model's circuit breaker, shared by every candidate of the model.
     pub breaker: Arc<Breaker>,
+    /// The model's latency estimate and requests in flight, shared like its breaker.
+    pub latency: Arc<LatencyStats>,
 }
 
 impl Candidate {
@@ -44,6 +47,8 @@ pub struct Resolved {
     /// The route's mid-stream recovery and hedging (never for a model by its own name).
     pub stream_recovery: Option<StreamRecoveryConfig>,
     pub hedge: Option<HedgeConfig>,
+    /// The route's strategy and its state (a model by its own name: plain fallback).
+    pub routing: Arc<Routing>,
 }
 
 #[derive(Clone, Default)]
@@ -80,9 +85,18 @@ impl Catalog {
                 provider,
                 provider_kind,
                 breaker,
+                latency: Arc::new(LatencyStats::new(m.latency_decay)),
             };
             models.insert(name.clone(), c.clone());
-            catalog.add(name, vec![c], RetryConfig::default(), None, &m.provider);
+            let routing = Arc::new(Routing::fallback());
+            catalog.add(
+                name,
+                vec![c],
+                RetryConfig::default(),
+                None,
+                routing,
+                &m.provider,
+            );
         }
         for (name, route) in &config.routes {
             let candidates = route
@@ -100,6 +114,7 @@ impl Catalog {
                 candidates,
                 route.retry.clone(),
                 route.ttft_timeout,
+                Arc::new(Routing::new(route)),
                 "keel",
             );
             if let Some(r) = catalog.names.get_mut(name) {
@@ -117,6 +132,7 @@ impl Catalog {
         candidates: Vec<Candidate>,
         retry: RetryConfig,
         ttft_timeout: Option<Duration>,
+        routing: Arc<Routing>,
         owned_by: &str,
     ) {
         self.names.insert(
@@ -128,6 +144,7 @@ impl Catalog {
                 ttft_timeout,
                 stream_recovery: None,
                 hedge: None,
+                routing,
             },
         );
         self.listing.push(ModelObject {

@@ -6,6 +6,8 @@
 //! - [`validate`]: request validation with errors naming the field.
 //! - [`breaker`]: a circuit breaker per model, shared by its candidates.
 //! - [`catalog`]: resolves a requested name (route or model) to ordered candidates.
+//! - [`routing`]: per-route strategies (fallback, weighted, least latency, cost, cascade)
+//!   and the request's `keel.route` preferences: which candidate goes first, and why.
 //! - [`attempts`]: the fallback loop over candidates, streaming ones peeked before commit.
 //! - [`record`]: builds the request-log record and the trace (a span per stage and attempt).
 //! - [`trace`]: the raw trace (instants only) and how a kept trace becomes spans and content.
@@ -25,6 +27,7 @@ pub mod observer;
 pub mod pipeline;
 pub mod record;
 pub mod recover;
+pub mod routing;
 pub mod runtime;
 pub mod stages;
 pub mod stream;

@@ -4,10 +4,10 @@
 use crate::attempts;
 use crate::catalog::{Candidate, Catalog, Resolved};
 use crate::context::RequestContext;
-use crate::hedge;
 use crate::observer::Observer;
 use crate::record::Recorder;
 use crate::recover::Recovery;
+use crate::routing::{self, Routed};
 use crate::stages::{Stage, StageOutcome};
 use crate::stream::RecordedStream;
 use crate::trace::{Answer, Seen};
@@ -44,6 +44,8 @@ pub struct Pipeline {
 pub struct ChatStream {
     pub route: String,
     pub model: String,
+    /// Why routing chose `model` (the `x-keel-route-reason` header).
+    pub route_reason: String,
     pub stream: BoxStream<'static, Result<ChatCompletionChunk, ApiError>>,
 }
 
@@ -155,20 +157,11 @@ impl Pipeline {
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
+        let plan = routing::plan(&resolved, req, candidates)?;
+        rec.route_reason(&plan.reason);
         rec.mark(Stage::Route, StageOutcome::Ok);
-        let call = |c: &Candidate| {
-            let mut upstream = req.clone();
-            upstream.model = c.config.upstream.clone();
-            let provider = c.provider.clone();
-            async move { provider.chat(upstream).await }
-        };
-        let (mut resp, served) = match &resolved.hedge {
-            Some(h) => hedge::run(ctx, &resolved.route, h, &candidates, rec, call).await?,
-            None => {
-                let retry = &resolved.retry;
-                attempts::run(ctx, &resolved.route, retry, &candidates, rec, call).await?
-            }
-        };
+        let (mut resp, served, routed) = routing::chat(ctx, &resolved, &plan, req, rec).await?;
+        rec.routed(&routed);
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         if let Some(usage) = resp.usage {
             rec.usage(&served, usage);
@@ -182,6 +175,7 @@ impl Pipeline {
             "route": resolved.route,
             "model": served.name,
             "provider": served.config.provider,
+            "routing": routed.json,
             "attempts": rec.attempts_json(),
             "stages": rec.stages_json(),
             "trace_id": ctx.trace.trace_id.to_string(),
@@ -198,7 +192,7 @@ impl Pipeline {
     ) -> Result<ChatStream, ApiError> {
         let mut rec = self.recorder(ctx, "chat.completions", &req.model, true);
         match self.chat_stream_inner(ctx, &req, &mut rec).await {
-            Ok((first, rest, served, route, recovery)) => {
+            Ok((first, rest, served, route, routed, recovery)) => {
                 let stream = RecordedStream::new(
                     ctx.clone(),
                     rec,
@@ -212,6 +206,7 @@ impl Pipeline {
                 Ok(ChatStream {
                     route,
                     model: served.name,
+                    route_reason: routed.reason,
                     stream: stream.boxed(),
                 })
             }
@@ -237,6 +232,7 @@ impl Pipeline {
             keel_providers::ChunkStream,
             Candidate,
             String,
+            Routed,
             Option<Recovery>,
         ),
         ApiError,
@@ -246,19 +242,38 @@ impl Pipeline {
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
         let candidates = Self::chat_candidates(&resolved, req)?;
+        let plan = routing::plan(&resolved, req, candidates)?;
+        rec.route_reason(&plan.reason);
         rec.mark(Stage::Route, StageOutcome::Ok);
+        // A cascade judges buffered answers of its cheaper tiers first; only the last streams.
+        let mut steps = Vec::new();
+        let mut candidates = plan.order.as_slice();
+        if plan.strategy == keel_config::RouteStrategy::Cascade {
+            if let Some((resp, served)) =
+                routing::cascade::buffered(ctx, &resolved, &plan, req, rec, &mut steps).await
+            {
+                let routed =
+                    routing::cascade::stream_routed(&resolved, &plan, &served, &steps, false);
+                rec.routed(&routed);
+                rec.mark(Stage::Attempts, StageOutcome::Ok);
+                rec.pass_through(&AFTER_ANSWER);
+                let (first, rest) = routing::replay_stream(resp);
+                return Ok((first, rest, served, resolved.route, routed, None));
+            }
+            candidates = &candidates[candidates.len().saturating_sub(1)..];
+        }
         let ttft_timeout = resolved.ttft_timeout;
+        // Recovery may continue on any capable model of the plan but the one that broke.
         let recovery = (resolved.stream_recovery.clone())
-            .map(|r| Recovery::new(ctx, r, candidates.clone(), ttft_timeout));
+            .map(|r| Recovery::new(ctx, r, plan.order.clone(), ttft_timeout));
         let ((first, rest), served) = attempts::run(
             ctx,
             &resolved.route,
             &resolved.retry,
-            &candidates,
+            candidates,
             rec,
             |c| {
-                let mut upstream = req.clone();
-                upstream.model = c.config.upstream.clone();
+                let upstream = routing::upstream_request(req, c);
                 let provider = c.provider.clone();
                 async move {
                     // Peek: only a stream that produced its first chunk is committed to. The
@@ -286,9 +301,16 @@ impl Pipeline {
             },
         )
         .await?;
+        let routed = match plan.strategy {
+            keel_config::RouteStrategy::Cascade => {
+                routing::cascade::stream_routed(&resolved, &plan, &served, &steps, true)
+            }
+            _ => plan.routed(&served, None, None),
+        };
+        rec.routed(&routed);
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         rec.pass_through(&AFTER_ANSWER);
-        Ok((first, rest, served, resolved.route, recovery))
+        Ok((first, rest, served, resolved.route, routed, recovery))
     }
 
     /// Embeddings, always as float vectors (the server encodes base64).

@@ -20,6 +20,8 @@ pub struct Recorder {
     last_mark: Instant,
     /// Tokens and cost of earlier segments of a recovered stream, which later usage adds to.
     usage_base: (u32, u32, f64),
+    /// Cost of answers asked for but not served (a cascade's escalated tiers).
+    discarded_cost_usd: f64,
 }
 
 /// A finished request: its log record and its raw trace.
@@ -41,6 +43,8 @@ impl Recorder {
                 endpoint: endpoint.to_owned(),
                 model_requested: model_requested.to_owned(),
                 route: None,
+                model_served: None,
+                route_reason: None,
                 stream,
                 attempts: Vec::new(),
                 input_tokens: None,
@@ -70,11 +74,33 @@ impl Recorder {
             stages,
             last_mark: Instant::now(),
             usage_base: (0, 0, 0.0),
+            discarded_cost_usd: 0.0,
         }
     }
 
     pub fn route(&mut self, route: &str) {
         self.record.route = Some(route.to_owned());
+    }
+
+    /// Why routing put the first candidate first (before any attempt ran).
+    pub fn route_reason(&mut self, reason: &str) {
+        self.record.route_reason = Some(reason.to_owned());
+    }
+
+    /// The model that answered and why it did.
+    pub fn routed(&mut self, routed: &crate::routing::Routed) {
+        self.record.model_served = Some(routed.model.clone());
+        self.record.route_reason = Some(routed.reason.clone());
+    }
+
+    /// A broken stream was continued by `to`: it is the model that finished the answer.
+    pub fn recovered_by(&mut self, from: &str, to: &str) {
+        self.record.model_served = Some(to.to_owned());
+        let note = format!("stream from {from} continued by {to}");
+        self.record.route_reason = Some(match self.record.route_reason.take() {
+            Some(reason) => format!("{reason}; {note}"),
+            None => note,
+        });
     }
 
     /// Ends the current stage: it ran from the end of the previous one until now.
@@ -159,17 +185,29 @@ impl Recorder {
         self.record.cost_usd = Some(
             cost + c
                 .config
-                .cost_usd(usage.prompt_tokens, usage.completion_tokens),
+                .cost_usd(usage.prompt_tokens, usage.completion_tokens)
+                + self.discarded_cost_usd,
         );
     }
 
     /// Keeps the usage so far as the base later usage adds to (a stream continues elsewhere).
+    /// The base leaves out the discarded answers' cost, which `usage` adds once.
     pub fn seal_usage(&mut self) {
         self.usage_base = (
             self.record.input_tokens.unwrap_or(0),
             self.record.output_tokens.unwrap_or(0),
-            self.record.cost_usd.unwrap_or(0.0),
+            self.record
+                .cost_usd
+                .map_or(0.0, |c| c - self.discarded_cost_usd),
         );
+    }
+
+    /// An answer that was paid for but not served: its cost joins the request's (the
+    /// tokens recorded stay the served answer's).
+    pub fn discarded_usage(&mut self, c: &Candidate, usage: Usage) {
+        self.discarded_cost_usd += c
+            .config
+            .cost_usd(usage.prompt_tokens, usage.completion_tokens);
     }
 
     pub fn ttft(&mut self, ctx: &RequestContext) {

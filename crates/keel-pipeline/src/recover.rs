@@ -271,6 +271,7 @@ fn continuation(
 ) -> ChatCompletionRequest {
     let mut req = request.clone();
     upstream.clone_into(&mut req.model);
+    req.extra.remove(crate::routing::prefs::EXTENSION);
     if !partial.is_empty() {
         req.messages
             .push(ChatMessage::text(Role::Assistant, partial));

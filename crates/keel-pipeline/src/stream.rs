@@ -112,6 +112,7 @@ impl Stream for RecordedStream {
                 (Some(first), _, _) => Some(Ok(first)),
                 (None, Some(r), Some(rec)) if r.searching() => match r.poll_resume(cx, rec) {
                     Poll::Ready(Ok(resumed)) => {
+                        rec.recovered_by(&this.served.name, &resumed.served.name);
                         this.served = resumed.served;
                         this.inner = resumed.stream;
                         Some(Ok(resumed.first))

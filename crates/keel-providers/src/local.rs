@@ -218,6 +218,7 @@ impl Provider for LocalProvider {
                                     ..Default::default()
                                 },
                                 finish_reason: Some(finish),
+                                logprobs: None,
                             }],
                             usage: Some(Usage::new(prompt_tokens, completion_tokens)),
                             system_fingerprint: None,

@@ -62,6 +62,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: traces.
     traces::MIGRATION,
+    // 3: the model served and the routing reason.
+    crate::sql::ROUTING_MIGRATION,
 ];
 
 // Batches are written column-wise with UNNEST: three statements per batch whatever its size.
@@ -70,7 +72,7 @@ const UPSERT_REQUESTS: &str = concat!(
     request_columns!(),
     ") SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::bool[], $9::int8[], $10::int8[], $11::float8[], $12::float8[], \
-     $13::float8[], $14::int4[], $15::text[], $16::text[]) ",
+     $13::float8[], $14::int4[], $15::text[], $16::text[], $17::text[], $18::text[]) ",
     request_upsert_set!()
 );
 const DELETE_ATTEMPTS: &str = "DELETE FROM request_attempts WHERE request_id = ANY($1::text[])";
@@ -459,6 +461,14 @@ async fn write_batch(
         .iter()
         .map(|r| pg_opt_text(&r.error_message))
         .collect();
+    let model_served: Vec<_> = unique
+        .iter()
+        .map(|r| pg_opt_text(&r.model_served))
+        .collect();
+    let route_reason: Vec<_> = unique
+        .iter()
+        .map(|r| pg_opt_text(&r.route_reason))
+        .collect();
 
     let attempts: Vec<(&Cow<'_, str>, i32, &crate::AttemptRecord)> = ids
         .iter()
@@ -507,6 +517,8 @@ async fn write_batch(
             &status,
             &error_class,
             &error_message,
+            &model_served,
+            &route_reason,
         ],
     )
     .await?;
@@ -548,6 +560,8 @@ fn request_row(row: &tokio_postgres::Row) -> Result<RequestRow, tokio_postgres::
         status: i64::from(row.try_get::<_, i32>(13)?),
         error_class: row.try_get(14)?,
         error_message: row.try_get(15)?,
+        model_served: row.try_get(16)?,
+        route_reason: row.try_get(17)?,
     })
 }
 

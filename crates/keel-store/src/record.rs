@@ -19,6 +19,10 @@ pub struct RequestRecord {
     pub model_requested: String,
     /// The resolved route/model name.
     pub route: Option<String>,
+    /// The model that answered (`None` when none did).
+    pub model_served: Option<String>,
+    /// Why routing chose that model (strategy, preferences, fallback, cascade verdict).
+    pub route_reason: Option<String>,
     pub stream: bool,
     /// Upstream attempts in the order they were made.
     pub attempts: Vec<AttemptRecord>,

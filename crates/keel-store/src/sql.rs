@@ -9,7 +9,7 @@ macro_rules! request_columns {
     () => {
         "id, started_at_ms, tenant, key_id, endpoint, model_requested, route, stream, \
          input_tokens, output_tokens, cost_usd, ttft_ms, total_ms, status, error_class, \
-         error_message"
+         error_message, model_served, route_reason"
     };
 }
 
@@ -22,7 +22,8 @@ macro_rules! request_upsert_set {
          stream = excluded.stream, input_tokens = excluded.input_tokens, \
          output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd, \
          ttft_ms = excluded.ttft_ms, total_ms = excluded.total_ms, status = excluded.status, \
-         error_class = excluded.error_class, error_message = excluded.error_message"
+         error_class = excluded.error_class, error_message = excluded.error_message, \
+         model_served = excluded.model_served, route_reason = excluded.route_reason"
     };
 }
 
@@ -54,6 +55,8 @@ pub(crate) struct RequestRow {
     pub status: i64,
     pub error_class: Option<String>,
     pub error_message: Option<String>,
+    pub model_served: Option<String>,
+    pub route_reason: Option<String>,
 }
 
 /// A `request_attempts` row (without `request_id` and `idx`).
@@ -99,6 +102,8 @@ impl RequestRow {
             endpoint: self.endpoint,
             model_requested: self.model_requested,
             route: self.route,
+            model_served: self.model_served,
+            route_reason: self.route_reason,
             stream: self.stream,
             attempts,
             cost_usd: self.cost_usd,
@@ -109,6 +114,10 @@ impl RequestRow {
         })
     }
 }
+
+/// Migration 3 of both backends: which model answered and why routing chose it.
+pub(crate) const ROUTING_MIGRATION: &str = "ALTER TABLE request_log ADD COLUMN model_served TEXT;
+    ALTER TABLE request_log ADD COLUMN route_reason TEXT;";
 
 /// Milliseconds since the unix epoch, for `schema_version.applied_at_ms`.
 pub(crate) fn now_ms() -> i64 {

@@ -58,12 +58,14 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;",
     // 2: traces.
     traces::MIGRATION,
+    // 3: the model served and the routing reason.
+    crate::sql::ROUTING_MIGRATION,
 ];
 
 const UPSERT_REQUEST: &str = concat!(
     "INSERT INTO request_log (",
     request_columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ",
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ",
     request_upsert_set!()
 );
 const DELETE_ATTEMPTS: &str = "DELETE FROM request_attempts WHERE request_id = ?1";
@@ -265,6 +267,8 @@ fn write_batch(conn: &mut Connection, records: &[RequestRecord]) -> Result<(), S
                     i64::from(r.status),
                     r.error_class,
                     r.error_message,
+                    r.model_served,
+                    r.route_reason,
                 ])
                 .map_err(err("upsert request"))?;
             delete_attempts
@@ -307,6 +311,8 @@ fn request_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
         status: row.get(13)?,
         error_class: row.get(14)?,
         error_message: row.get(15)?,
+        model_served: row.get(16)?,
+        route_reason: row.get(17)?,
     })
 }
 

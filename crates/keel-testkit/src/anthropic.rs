@@ -55,7 +55,14 @@ fn usage(answer: &Answer) -> Value {
 
 fn block(answer: &Answer) -> (Value, &'static str) {
     match &answer.content {
-        Content::Text(text) => (json!({"type": "text", "text": text}), "end_turn"),
+        Content::Text(text) => {
+            let stop = match answer.finish.as_deref() {
+                Some("length") => "max_tokens",
+                Some("content_filter") => "refusal",
+                _ => "end_turn",
+            };
+            (json!({"type": "text", "text": text}), stop)
+        }
         Content::ToolCall { name, arguments } => (
             json!({"type": "tool_use", "id": format!("toolu_mock_{}", answer.seq), "name": name, "input": arguments}),
             "tool_use",

@@ -11,6 +11,14 @@ use std::time::Duration;
 pub enum Behavior {
     /// Answer with this text.
     Reply { text: String },
+    /// Answer with this text and finish reason (`stop`, `length`, `content_filter`); with
+    /// `logprob`, a non-streaming OpenAI answer carries `logprobs.content` giving every token
+    /// that log probability. An Anthropic answer maps `length` to `max_tokens`.
+    Completion {
+        text: String,
+        finish_reason: String,
+        logprob: Option<f64>,
+    },
     /// Answer with one tool call (`tool_calls` / `tool_use`) with these arguments.
     ToolCall { name: String, arguments: Value },
     /// Answer with this HTTP status. `body` defaults to the protocol's error shape with the
@@ -43,6 +51,24 @@ pub enum Behavior {
 impl Behavior {
     pub fn reply(text: impl Into<String>) -> Self {
         Self::Reply { text: text.into() }
+    }
+
+    /// A text answer cut short by the token limit (`finish_reason: length`).
+    pub fn truncated(text: impl Into<String>) -> Self {
+        Self::Completion {
+            text: text.into(),
+            finish_reason: "length".into(),
+            logprob: None,
+        }
+    }
+
+    /// A text answer whose every token has log probability `logprob`.
+    pub fn with_logprob(text: impl Into<String>, logprob: f64) -> Self {
+        Self::Completion {
+            text: text.into(),
+            finish_reason: "stop".into(),
+            logprob: Some(logprob),
+        }
     }
 
     pub fn tool_call(name: impl Into<String>, arguments: Value) -> Self {

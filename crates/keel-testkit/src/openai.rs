@@ -97,9 +97,16 @@ pub(crate) async fn chat(answer: &Answer, request: &Value, delivery: Delivery) -
             "tool_calls",
         ),
     };
+    let finish = answer.finish.as_deref().unwrap_or(finish);
+    let logprobs = match (&answer.content, answer.logprob) {
+        (Content::Text(text), Some(lp)) => json!({"content": reply::pieces(text).iter()
+            .map(|t| json!({"token": t, "logprob": lp, "bytes": null, "top_logprobs": []}))
+            .collect::<Vec<_>>()}),
+        _ => Value::Null,
+    };
     let body = json!({
         "id": id, "object": "chat.completion", "created": 1_700_000_000u64, "model": answer.model,
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+        "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": finish}],
         "usage": usage(answer),
     });
     reply::json_response(&body, delivery, frames.len()).await
@@ -151,7 +158,10 @@ fn chat_frames(answer: &Answer, request: &Value) -> Vec<Bytes> {
             "tool_calls"
         }
     };
-    frames.push(chunk(json!({}), json!(finish)));
+    frames.push(chunk(
+        json!({}),
+        json!(answer.finish.as_deref().unwrap_or(finish)),
+    ));
     if include_usage {
         let data = json!({
             "id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": answer.model,

@@ -26,6 +26,10 @@ pub(crate) struct Answer {
     pub completion_tokens: u32,
     /// A per-server sequence number, for ids.
     pub seq: u64,
+    /// The finish reason to report instead of the content's natural one.
+    pub finish: Option<String>,
+    /// Every token's log probability, reported in a non-streaming OpenAI answer.
+    pub logprob: Option<f64>,
 }
 
 impl Answer {
@@ -40,6 +44,8 @@ impl Answer {
             prompt_tokens: prompt_tokens.max(1),
             completion_tokens,
             seq,
+            finish: None,
+            logprob: None,
         }
     }
 }

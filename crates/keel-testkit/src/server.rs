@@ -340,9 +340,20 @@ async fn model_request(
             Protocol::Chat | Protocol::Embeddings => openai::echo(&body),
         })
     };
+    let mut finish = None;
+    let mut logprob = None;
     let (content, delivery) = match behavior {
         None => (echo(), Delivery::Complete),
         Some(Behavior::Reply { text }) => (Content::Text(text), Delivery::Complete),
+        Some(Behavior::Completion {
+            text,
+            finish_reason,
+            logprob: lp,
+        }) => {
+            finish = Some(finish_reason);
+            logprob = lp;
+            (Content::Text(text), Delivery::Complete)
+        }
         Some(Behavior::ToolCall { name, arguments }) => {
             (Content::ToolCall { name, arguments }, Delivery::Complete)
         }
@@ -388,11 +399,13 @@ async fn model_request(
         .to_owned();
     match protocol {
         Protocol::Chat => {
-            let answer = Answer::new(model, content, openai::prompt_tokens(&body), seq);
+            let mut answer = Answer::new(model, content, openai::prompt_tokens(&body), seq);
+            (answer.finish, answer.logprob) = (finish, logprob);
             openai::chat(&answer, &body, delivery).await
         }
         Protocol::Messages => {
-            let answer = Answer::new(model, content, anthropic::prompt_tokens(&body), seq);
+            let mut answer = Answer::new(model, content, anthropic::prompt_tokens(&body), seq);
+            answer.finish = finish;
             anthropic::messages(&answer, &body, delivery).await
         }
         Protocol::Embeddings => reply::json_response(&openai::embeddings(&body), delivery, 1).await,

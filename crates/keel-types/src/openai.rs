@@ -264,6 +264,10 @@ pub struct Choice {
     pub index: u32,
     pub message: AssistantMessage,
     pub finish_reason: Option<FinishReason>,
+    /// Token log probabilities, when the request asked for them (`logprobs: true`) and the
+    /// upstream returned them; a cascade route judges answers by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

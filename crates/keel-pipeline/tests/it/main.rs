@@ -9,5 +9,6 @@ mod faults;
 mod hedging;
 mod recovery;
 mod retries;
+mod routing;
 mod streams;
 mod support;

@@ -187,6 +187,8 @@ async fn s08b_a_cut_stream_is_continued_with_prefill_and_stitched_into_one_answe
         Some("b-prefill"),
         "the request line names the model that finished the answer"
     );
+    let reason = rec.route_reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("from a continued by b-prefill"), "{reason}");
 }
 
 #[tokio::test]

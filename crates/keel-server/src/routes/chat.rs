@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions`, plain JSON or SSE when `stream: true`.
 
-use super::{accept, served_headers};
+use super::{accept, route_reason_header, served_headers};
 use crate::auth::Caller;
 use crate::error::OpenAiError;
 use crate::request_id::RequestId;
@@ -34,8 +34,10 @@ pub async fn chat_handler(
         match state.pipeline.chat_stream(&ctx, req).await {
             Ok(stream) => {
                 let (route, model) = (stream.route.clone(), stream.model.clone());
+                let reason = stream.route_reason.clone();
                 let mut resp = sse::openai(stream.stream, state.streams_deadline.clone());
                 served_headers(&mut resp, &route, &model);
+                route_reason_header(&mut resp, &reason);
                 resp
             }
             Err(e) => OpenAiError(e).into_response(),
@@ -46,8 +48,15 @@ pub async fn chat_handler(
         match state.pipeline.chat(&ctx, req).await {
             Ok(resp) => {
                 let model = resp.model.clone();
+                let reason = resp
+                    .keel
+                    .as_ref()
+                    .and_then(|k| k["routing"]["reason"].as_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 let mut out = Json(resp).into_response();
                 served_headers(&mut out, &route, &model);
+                route_reason_header(&mut out, &reason);
                 out
             }
             Err(e) => OpenAiError(e).into_response(),

@@ -42,6 +42,16 @@ pub(crate) async fn accept<T: DeserializeOwned>(
     }
 }
 
+/// Why routing chose the model that answered (`x-keel-route-reason`): a stream has no `keel`
+/// object to say it. Omitted when empty or not a valid header value.
+pub(crate) fn route_reason_header(resp: &mut Response, reason: &str) {
+    if let Ok(v) = HeaderValue::from_str(reason)
+        && !reason.is_empty()
+    {
+        resp.headers_mut().insert("x-keel-route-reason", v);
+    }
+}
+
 /// Names the route and model that served a response, for clients and load balancers.
 pub(crate) fn served_headers(resp: &mut Response, route: &str, model: &str) {
     for (name, value) in [("x-keel-route", route), ("x-keel-model", model)] {

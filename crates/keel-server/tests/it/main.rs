@@ -3,6 +3,7 @@
 
 mod drift;
 mod metrics;
+mod routing;
 mod streams;
 mod support;
 mod traces;

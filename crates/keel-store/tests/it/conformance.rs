@@ -17,6 +17,7 @@ macro_rules! conformance_suite {
             get_unknown_id_is_none,
             write_is_idempotent_on_id,
             rewrite_replaces_record_and_attempts,
+            routing_columns_follow_the_last_write,
             duplicate_ids_in_one_batch_keep_the_last,
             recent_is_newest_first,
             recent_filters_by_tenant,
@@ -107,6 +108,31 @@ pub async fn rewrite_replaces_record_and_attempts(store: Arc<dyn RequestLogStore
         .expect("rewrite");
     assert_eq!(store.count().await.expect("count"), 1);
     assert_eq!(store.get("req_x").await.expect("get"), Some(changed));
+}
+
+pub async fn routing_columns_follow_the_last_write(store: Arc<dyn RequestLogStore>) {
+    let mut first = minimal_record("req_route", 1);
+    first.model_served = Some("cheap".to_owned());
+    first.route_reason = Some("cascade: cheap trust 1.00".to_owned());
+    store.write_batch(vec![first.clone()]).await.expect("write");
+    assert_eq!(store.get("req_route").await.expect("get"), Some(first));
+    let mut escalated = minimal_record("req_route", 1);
+    escalated.model_served = Some("strong".to_owned());
+    escalated.route_reason = Some(
+        "cascade: escalated cheap trust 0.00 < 0.50 (refusal) -> strong trust 1.00".to_owned(),
+    );
+    store
+        .write_batch(vec![escalated.clone()])
+        .await
+        .expect("rewrite");
+    assert_eq!(store.get("req_route").await.expect("get"), Some(escalated));
+    let failed = minimal_record("req_route", 1);
+    store
+        .write_batch(vec![failed.clone()])
+        .await
+        .expect("rewrite");
+    let got = store.get("req_route").await.expect("get").expect("exists");
+    assert_eq!((got.model_served, got.route_reason), (None, None));
 }
 
 pub async fn duplicate_ids_in_one_batch_keep_the_last(store: Arc<dyn RequestLogStore>) {

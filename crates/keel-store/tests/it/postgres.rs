@@ -194,11 +194,12 @@ async fn upgrades_a_version_1_schema_to_traces() {
         .write_batch(vec![full_record("req_old", None, 1)])
         .await
         .expect("write");
-    // Back to schema version 1: no traces table.
+    // Back to schema version 1: no traces table, no routing columns.
     let client = raw_client(&schema.url).await;
     client
         .batch_execute(&format!(
-            "DROP TABLE {0}.traces; DELETE FROM {0}.schema_version WHERE version = 2;",
+            "DROP TABLE {0}.traces; ALTER TABLE {0}.request_log DROP COLUMN model_served, \
+             DROP COLUMN route_reason; DELETE FROM {0}.schema_version WHERE version >= 2;",
             schema.name
         ))
         .await
@@ -218,6 +219,38 @@ async fn upgrades_a_version_1_schema_to_traces() {
         store.get_trace(None, "req_old").await.expect("get"),
         Some(trace)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_a_version_2_schema_to_routing_columns() {
+    let Some(fixture) = postgres_store().await else {
+        return;
+    };
+    let schema = &fixture.schema;
+    fixture
+        .store
+        .write_batch(vec![full_record("req_old", None, 1)])
+        .await
+        .expect("write");
+    // Back to schema version 2: no model_served or route_reason.
+    let client = raw_client(&schema.url).await;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {0}.request_log DROP COLUMN model_served, DROP COLUMN route_reason; \
+             DELETE FROM {0}.schema_version WHERE version = 3;",
+            schema.name
+        ))
+        .await
+        .expect("downgrade");
+
+    let store = PostgresStore::connect(&schema.url, &schema.name)
+        .await
+        .expect("reconnect migrates");
+    let old = store.get("req_old").await.expect("get").expect("kept");
+    assert_eq!((old.model_served, old.route_reason), (None, None));
+    let new = full_record("req_new", None, 2);
+    store.write_batch(vec![new.clone()]).await.expect("write");
+    assert_eq!(store.get("req_new").await.expect("get"), Some(new));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,9 +112,13 @@ async fn upgrades_a_version_1_database_to_traces() {
         .await
         .expect("write");
     drop(fixture.store);
-    // Back to schema version 1: no traces table.
+    // Back to schema version 1: no traces table, no routing columns.
     raw(&path)
-        .execute_batch("DROP TABLE traces; DELETE FROM schema_version WHERE version = 2;")
+        .execute_batch(
+            "DROP TABLE traces; ALTER TABLE request_log DROP COLUMN model_served; \
+             ALTER TABLE request_log DROP COLUMN route_reason; \
+             DELETE FROM schema_version WHERE version >= 2;",
+        )
         .expect("downgrade");
 
     let store = SqliteStore::open(&path).expect("reopen migrates");
@@ -129,6 +133,33 @@ async fn upgrades_a_version_1_database_to_traces() {
         store.get_trace(None, "req_old").await.expect("get"),
         Some(trace)
     );
+}
+
+#[tokio::test]
+async fn upgrades_a_version_2_database_to_routing_columns() {
+    let fixture = sqlite_store();
+    let path = fixture.store.path().to_path_buf();
+    fixture
+        .store
+        .write_batch(vec![full_record("req_old", None, 1)])
+        .await
+        .expect("write");
+    drop(fixture.store);
+    // Back to schema version 2: no model_served or route_reason.
+    raw(&path)
+        .execute_batch(
+            "ALTER TABLE request_log DROP COLUMN model_served; \
+             ALTER TABLE request_log DROP COLUMN route_reason; \
+             DELETE FROM schema_version WHERE version = 3;",
+        )
+        .expect("downgrade");
+
+    let store = SqliteStore::open(&path).expect("reopen migrates");
+    let old = store.get("req_old").await.expect("get").expect("kept");
+    assert_eq!((old.model_served, old.route_reason), (None, None));
+    let new = full_record("req_new", None, 2);
+    store.write_batch(vec![new.clone()]).await.expect("write");
+    assert_eq!(store.get("req_new").await.expect("get"), Some(new));
 }
 
 #[tokio::test]

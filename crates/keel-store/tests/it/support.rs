@@ -14,6 +14,11 @@ pub fn full_record(id: &str, tenant: Option<&str>, started_at_ms: i64) -> Reques
         endpoint: "chat.completions".to_owned(),
         model_requested: "gpt-4o-mini".to_owned(),
         route: Some("support".to_owned()),
+        model_served: Some("local".to_owned()),
+        route_reason: Some(
+            "cascade: escalated primary trust 0.00 < 0.50 (refusal) -> local trust 1.00 «ok»"
+                .to_owned(),
+        ),
         stream: true,
         attempts: vec![
             AttemptRecord {
@@ -62,6 +67,8 @@ pub fn minimal_record(id: &str, started_at_ms: i64) -> RequestRecord {
         endpoint: "embeddings".to_owned(),
         model_requested: "text-embedding-3-small".to_owned(),
         route: None,
+        model_served: None,
+        route_reason: None,
         stream: false,
         attempts: Vec::new(),
         input_tokens: None,

@@ -149,6 +149,7 @@ pub fn to_openai_response(resp: &MessagesResponse) -> ChatCompletionResponse {
                 refusal: None,
             },
             finish_reason: Some(finish_reason_from(resp.stop_reason)),
+            logprobs: None,
         }],
         usage: Some(openai::Usage::new(
             resp.usage.total_input_tokens(),

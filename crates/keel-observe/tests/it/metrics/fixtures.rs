@@ -24,6 +24,8 @@ pub fn record(endpoint: &str, route: Option<&str>, attempts: Vec<AttemptRecord>)
         endpoint: endpoint.into(),
         model_requested: route.unwrap_or("nope").into(),
         route: route.map(Into::into),
+        model_served: None,
+        route_reason: None,
         stream: false,
         attempts,
         input_tokens: None,
