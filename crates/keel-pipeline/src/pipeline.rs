@@ -1,6 +1,7 @@
 //! `Pipeline`: the request path, stage by stage. Each public method runs the stages in the
 //! order of DESIGN.md §2 and writes exactly one request-log record, failed requests included.
 
+use crate::admit;
 use crate::attempts;
 use crate::catalog::{Candidate, Catalog, Resolved};
 use crate::context::RequestContext;
@@ -21,13 +22,8 @@ use keel_types::openai::{
 use keel_types::{ApiError, ErrorCode};
 use std::sync::Arc;
 
-/// Stages with no behaviour yet, in request order, before routing.
-const BEFORE_ROUTE: [Stage; 4] = [
-    Stage::Admit,
-    Stage::InputPolicy,
-    Stage::Cache,
-    Stage::Context,
-];
+/// Stages with no behaviour yet, in request order, after admission and before routing.
+const BEFORE_ROUTE: [Stage; 3] = [Stage::InputPolicy, Stage::Cache, Stage::Context];
 /// Stages with no behaviour yet, after the answer arrived.
 const AFTER_ANSWER: [Stage; 2] = [Stage::OutputPolicy, Stage::Decide];
 
@@ -36,6 +32,8 @@ pub struct Pipeline {
     /// Shared: the server clones the pipeline (in its state) for every request.
     catalog: Arc<Catalog>,
     observer: Observer,
+    /// Rate limits, budgets and shedding; `None`: the admit stage passes.
+    admission: Option<Arc<keel_admit::Admission>>,
 }
 
 /// A committed chat stream: the first chunk arrived from `model`; failover is over.
@@ -50,7 +48,14 @@ impl Pipeline {
         Self {
             catalog: Arc::new(catalog),
             observer,
+            admission: None,
         }
+    }
+
+    /// The same pipeline with admission control in its admit stage.
+    pub fn with_admission(mut self, admission: Arc<keel_admit::Admission>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     pub fn observer(&self) -> &Observer {
@@ -149,9 +154,19 @@ impl Pipeline {
         rec: &mut Recorder,
     ) -> Result<ChatCompletionResponse, ApiError> {
         validate::chat_request(req)?;
-        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
+        let ask = admit::chat_ask(req);
+        admit::run(
+            self.admission.as_deref(),
+            &self.observer,
+            ctx,
+            &resolved,
+            ask,
+            rec,
+        )
+        .await?;
+        rec.pass_through(&BEFORE_ROUTE);
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
         let (mut resp, served) = attempts::run(
@@ -185,6 +200,9 @@ impl Pipeline {
             "stages": rec.stages_json(),
             "trace_id": ctx.trace.trace_id.to_string(),
         }));
+        if let (Some(k), Some(a)) = (resp.keel.as_mut(), rec.admission_json()) {
+            k["admission"] = a;
+        }
         Ok(resp)
     }
 
@@ -239,9 +257,19 @@ impl Pipeline {
         ApiError,
     > {
         validate::chat_request(req)?;
-        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
+        let ask = admit::chat_ask(req);
+        admit::run(
+            self.admission.as_deref(),
+            &self.observer,
+            ctx,
+            &resolved,
+            ask,
+            rec,
+        )
+        .await?;
+        rec.pass_through(&BEFORE_ROUTE);
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
         let ttft_timeout = resolved.ttft_timeout;
@@ -309,9 +337,19 @@ impl Pipeline {
         rec: &mut Recorder,
     ) -> Result<EmbeddingResponse, ApiError> {
         validate::embedding_request(&req)?;
-        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Embeddings)?;
         rec.route(&resolved.route);
+        let ask = admit::embed_ask(&req);
+        admit::run(
+            self.admission.as_deref(),
+            &self.observer,
+            ctx,
+            &resolved,
+            ask,
+            rec,
+        )
+        .await?;
+        rec.pass_through(&BEFORE_ROUTE);
         let candidates: Vec<Candidate> = resolved
             .candidates
             .iter()
