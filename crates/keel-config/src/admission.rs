@@ -280,3 +280,104 @@ fn check_scope(path: &str, l: &ScopeLimits, err: &mut impl FnMut(String, String)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{AdmissionBackend, BudgetPeriod, Priority};
+    use crate::load_str;
+
+    const BASE: &str = r#"
+[providers.mock]
+kind = "openai_compat"
+base_url = "http://127.0.0.1:9/v1"
+[models.a]
+provider = "mock"
+upstream = "gpt-a"
+[routes.chat]
+models = ["a"]
+[[auth.keys]]
+id = "k1"
+tenant = "acme"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+"#;
+
+    fn errors(extra: &str) -> Vec<String> {
+        match load_str(&format!("{BASE}{extra}")) {
+            Ok(_) => Vec::new(),
+            Err(es) => es.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn admission_reads_defaults_and_explicit_values() {
+        let c = load_str(BASE).unwrap();
+        let a = &c.admission;
+        assert_eq!(a.backend, AdmissionBackend::Memory);
+        assert_eq!(a.key_prefix, "keel");
+        assert_eq!(a.default_max_output_tokens, 4096);
+        assert_eq!((a.priority_shares.low, a.priority_shares.high), (0.5, 1.0));
+        assert_eq!(c.auth.keys[0].priority, Priority::Normal);
+        assert_eq!(c.auth.keys[0].routes, None);
+        let c = load_str(&format!(
+            "{BASE}routes = [\"chat\"]\npriority = \"low\"\n[admission]\nbackend = \"redis\"\nmax_in_flight = 10\n[admission.tenants.acme]\nrequests_per_minute = 5\nbudget = {{ soft_usd = 1.0, hard_usd = 2.0, period = \"day\" }}\n[admission.routes.chat]\nmax_in_flight = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(c.auth.keys[0].priority, Priority::Low);
+        assert_eq!(c.auth.keys[0].routes, Some(vec!["chat".to_owned()]));
+        let a = &c.admission;
+        assert_eq!(a.backend, AdmissionBackend::Redis);
+        assert_eq!(a.max_in_flight, Some(10));
+        let t = &a.tenants["acme"];
+        assert_eq!(t.requests_per_minute, Some(5));
+        assert_eq!(t.budget.as_ref().unwrap().period, BudgetPeriod::Day);
+        assert_eq!(a.routes["chat"].max_in_flight, Some(3));
+    }
+
+    #[test]
+    fn unknown_keys_tenants_and_routes_are_named() {
+        let e = errors(
+            "routes = [\"chat\", \"nope\"]\n[admission.keys.k9]\nrequests_per_minute = 1\n[admission.tenants.globex]\nrequests_per_minute = 1\n[admission.routes.gone]\nrequests_per_minute = 1\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                r#"admission.keys.k9: unknown key id "k9" (not in [[auth.keys]])"#.to_string(),
+                r#"admission.tenants.globex: unknown tenant "globex" (no key in [[auth.keys]] has it)"#.to_string(),
+                r#"admission.routes.gone: unknown route or model "gone""#.to_string(),
+                r#"auth.keys[0].routes[1]: unknown route or model "nope""#.to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_paths() {
+        let e = errors(
+            "[admission]\nbackend = \"redis\"\nredis_url = \"127.0.0.1:6379\"\nmax_in_flight = 0\npriority_shares = { low = 0.0 }\n[admission.tenants.acme]\ncost_per_day_usd = -1.0\nbudget = { soft_usd = 5.0, hard_usd = 2.0 }\n[admission.routes.a]\nmax_in_flight = 0\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                r#"admission.redis_url: must start with redis://, got "127.0.0.1:6379""#
+                    .to_string(),
+                "admission.max_in_flight: must be greater than 0".to_string(),
+                "admission.priority_shares.low: must be greater than 0 and at most 1, got 0"
+                    .to_string(),
+                "admission.tenants.acme.cost_per_day_usd: must be a non-negative number, got -1"
+                    .to_string(),
+                "admission.tenants.acme.budget.soft_usd: must not exceed hard_usd (2)".to_string(),
+                "admission.routes.a.max_in_flight: must be greater than 0".to_string(),
+            ]
+        );
+        let e = errors("[admission.keys.k1]\nrequests_per_hour = 1\n");
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("admission.keys.k1.requests_per_hour: unknown field"),
+            "{e:?}"
+        );
+        let e = errors("priority = \"urgent\"\n");
+        assert!(
+            e[0].starts_with("auth.keys[0].priority: unknown variant"),
+            "{e:?}"
+        );
+    }
+}
