@@ -204,3 +204,10 @@ async fn the_script_counts_in_the_same_windows_as_rust() {
     }
     drop(t);
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_at_start_naming_the_url() {
+    let cfg = config("[admission]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1:1\"\n");
+    let err = Admission::from_config(&cfg).await.err().unwrap();
+    assert!(err.contains("redis://127.0.0.1:1"), "{err}");
+}

@@ -233,3 +233,36 @@ async fn a_full_route_sheds_low_priority_first_with_503_and_retry_after() {
     );
     keel.stop().await;
 }
+
+#[tokio::test]
+async fn the_reservation_is_priced_at_the_dearest_candidate_and_settled_at_the_served_one() {
+    let keel = Keel::start(
+        "[models.b]\nprovider = \"mock\"\nupstream = \"mock-b\"\ninput_price_per_mtok = 10.0\noutput_price_per_mtok = 20.0\n[routes.pricey]\nmodels = [\"a\", \"b\"]\n",
+    )
+    .await;
+    let mut req = body(50);
+    req["model"] = json!("pricey");
+    let parsed: keel_types::openai::ChatCompletionRequest =
+        serde_json::from_value(req.clone()).unwrap();
+    let prompt_estimate = serde_json::to_vec(&parsed.messages)
+        .unwrap()
+        .len()
+        .div_ceil(4);
+    let r = keel.chat(ACME_KEY, req).await;
+    assert_eq!(r.status(), 200);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["keel"]["model"], "a");
+    let a = &b["keel"]["admission"];
+    // Model b's prices: $10/M in, $20/M out, for the estimate and 50 output tokens.
+    let want = (prompt_estimate as f64 * 10.0 + 50.0 * 20.0) / 1e6;
+    assert!(
+        (a["reserved_usd"].as_f64().unwrap() - want).abs() < 1e-9,
+        "{a} vs {want}"
+    );
+    // Served by a: 2 prompt tokens at $1/M, 3 output tokens at $2/M.
+    assert!(
+        (a["settled_usd"].as_f64().unwrap() - 8e-6).abs() < 1e-12,
+        "{a}"
+    );
+    keel.stop().await;
+}
