@@ -58,6 +58,18 @@ impl Pipeline {
         self
     }
 
+    /// The admit stage (see [`admit::run`]).
+    async fn admit(
+        &self,
+        ctx: &RequestContext,
+        resolved: &Resolved,
+        ask: admit::Ask,
+        rec: &mut Recorder,
+    ) -> Result<(), ApiError> {
+        let admission = self.admission.as_deref();
+        admit::run(admission, &self.observer, ctx, resolved, ask, rec).await
+    }
+
     pub fn observer(&self) -> &Observer {
         &self.observer
     }
@@ -156,16 +168,8 @@ impl Pipeline {
         validate::chat_request(req)?;
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
-        let ask = admit::chat_ask(req);
-        admit::run(
-            self.admission.as_deref(),
-            &self.observer,
-            ctx,
-            &resolved,
-            ask,
-            rec,
-        )
-        .await?;
+        self.admit(ctx, &resolved, admit::chat_ask(req), rec)
+            .await?;
         rec.pass_through(&BEFORE_ROUTE);
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
@@ -259,16 +263,8 @@ impl Pipeline {
         validate::chat_request(req)?;
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
-        let ask = admit::chat_ask(req);
-        admit::run(
-            self.admission.as_deref(),
-            &self.observer,
-            ctx,
-            &resolved,
-            ask,
-            rec,
-        )
-        .await?;
+        self.admit(ctx, &resolved, admit::chat_ask(req), rec)
+            .await?;
         rec.pass_through(&BEFORE_ROUTE);
         let candidates = Self::chat_candidates(&resolved, req)?;
         rec.mark(Stage::Route, StageOutcome::Ok);
@@ -339,16 +335,8 @@ impl Pipeline {
         validate::embedding_request(&req)?;
         let resolved = self.resolve(&req.model, Capability::Embeddings)?;
         rec.route(&resolved.route);
-        let ask = admit::embed_ask(&req);
-        admit::run(
-            self.admission.as_deref(),
-            &self.observer,
-            ctx,
-            &resolved,
-            ask,
-            rec,
-        )
-        .await?;
+        self.admit(ctx, &resolved, admit::embed_ask(&req), rec)
+            .await?;
         rec.pass_through(&BEFORE_ROUTE);
         let candidates: Vec<Candidate> = resolved
             .candidates
