@@ -91,8 +91,8 @@ async fn a_budget_holds_across_two_nodes_under_1000_concurrent_requests() {
         settled_nanos <= usd_to_nanos(0.004),
         "admitted spend {settled_nanos} nano-USD is beyond the budget"
     );
-    // Both nodes answered some of the admitted requests.
-    assert!(a.mock.request_count() > 0 && b.mock.request_count() > 0);
+    // Each node answered its 500 requests; which node won the budget's units is a race,
+    // so only the sum of what both sent upstream is fixed.
     assert_eq!(a.mock.request_count() + b.mock.request_count(), admitted);
     // Redis holds exactly the settled spend once every settlement has landed.
     let probe = Redis::connect("redis://127.0.0.1:6379", &p).await.unwrap();
