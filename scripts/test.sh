@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite from a fresh clone: Rust unit and integration tests (real local
-# models, SQLite, Postgres on 127.0.0.1:5432) and end-to-end tests that drive a running keel
-# with the official OpenAI and Anthropic Python SDKs (pinned, in a venv this script creates).
+# models, SQLite, Postgres on 127.0.0.1:5432, Redis on 127.0.0.1:6379) and end-to-end tests
+# that drive a running keel with the official OpenAI and Anthropic Python SDKs (pinned, in a
+# venv this script creates).
 #
 # Caches live outside the clone: cargo's target dir, the model cache and the venv, all under
 # ~/.cache/keel unless CARGO_TARGET_DIR / KEEL_CACHE_DIR / KEEL_VENV say otherwise.

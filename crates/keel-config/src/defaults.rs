@@ -138,3 +138,21 @@ pub fn cascade_signals() -> Vec<TrustSignal> {
         TrustSignal::Logprobs,
     ]
 }
+pub fn redis_url() -> String {
+    "redis://127.0.0.1:6379".into()
+}
+pub fn admission_key_prefix() -> String {
+    "keel".into()
+}
+pub fn default_max_output_tokens() -> u32 {
+    4096
+}
+pub fn share_low() -> f64 {
+    0.5
+}
+pub fn share_normal() -> f64 {
+    0.8
+}
+pub fn share_high() -> f64 {
+    1.0
+}

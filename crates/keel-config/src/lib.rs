@@ -5,11 +5,13 @@
 //! - [`model`]: the serde structs (`KeelConfig` and friends), all `deny_unknown_fields`.
 //! - [`defaults`]: every default value, and the embedded default config file.
 //! - [`load`]: reading TOML with `serde_path_to_error`, so errors name the failing path.
+//! - [`admission`]: `[admission]`, rate limits, budgets and load shedding, and their checks.
 //! - [`observe`]: `[observe]`, logs, traces, metrics and drift settings.
 //! - [`resilience`]: a route's `stream_recovery` and `hedge`, and their checks.
 //! - `routing`: validation of a route's strategy settings (`strategy`, `weights`, `cascade`).
 //! - [`validate`]: pure cross-reference checks (`routes.support.models[1]: unknown model "x"`).
 
+pub mod admission;
 pub mod defaults;
 pub mod load;
 pub mod model;
@@ -18,6 +20,7 @@ pub mod resilience;
 mod routing;
 pub mod validate;
 
+pub use admission::{AdmissionConfig, Priority};
 pub use load::{ConfigError, load_file, load_str};
 pub use model::*;
 pub use observe::*;

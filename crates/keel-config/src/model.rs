@@ -25,6 +25,8 @@ pub struct KeelConfig {
     pub routes: BTreeMap<String, RouteConfig>,
     #[serde(default)]
     pub observe: crate::observe::ObserveConfig,
+    #[serde(default)]
+    pub admission: crate::admission::AdmissionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +79,12 @@ pub struct ApiKeyConfig {
     /// An admin key may also read operator endpoints (`/metrics`). Traces stay per tenant.
     #[serde(default)]
     pub admin: bool,
+    /// Routes (or model names) this key may ask for; absent: all.
+    #[serde(default)]
+    pub routes: Option<Vec<String>>,
+    /// Shedding class: `low` requests are shed first, `high` last.
+    #[serde(default)]
+    pub priority: crate::admission::Priority,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,7 @@
 //! The request path of DESIGN.md §2 as explicit stages composed into one [`Pipeline`].
 //!
 //! Code map:
+//! - [`admit`]: the admit stage: estimate, reserve (rate limits, budgets, shedding), settle.
 //! - [`context`]: `RequestContext`, who is asking and when (id, tenant, key, deadline).
 //! - [`stages`]: the ordered list of stages and the per-request record of what each did.
 //! - [`validate`]: request validation with errors naming the field.
@@ -18,6 +19,7 @@
 //! - [`pipeline`]: `Pipeline::chat`, `chat_stream`, `embed`, `models`.
 //! - [`runtime`]: `Runtime`, the store, writer, providers and pipeline built from a config.
 
+pub mod admit;
 pub mod attempts;
 pub mod breaker;
 pub mod catalog;

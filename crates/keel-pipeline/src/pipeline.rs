@@ -1,6 +1,7 @@
 //! `Pipeline`: the request path, stage by stage. Each public method runs the stages in the
 //! order of DESIGN.md §2 and writes exactly one request-log record, failed requests included.
 
+use crate::admit;
 use crate::attempts;
 use crate::catalog::{Candidate, Catalog, Resolved};
 use crate::context::RequestContext;
@@ -23,13 +24,8 @@ use keel_types::openai::{
 use keel_types::{ApiError, ErrorCode};
 use std::sync::Arc;
 
-/// Stages with no behaviour yet, in request order, before routing.
-const BEFORE_ROUTE: [Stage; 4] = [
-    Stage::Admit,
-    Stage::InputPolicy,
-    Stage::Cache,
-    Stage::Context,
-];
+/// Stages with no behaviour yet, in request order, after admission and before routing.
+const BEFORE_ROUTE: [Stage; 3] = [Stage::InputPolicy, Stage::Cache, Stage::Context];
 /// Stages with no behaviour yet, after the answer arrived.
 const AFTER_ANSWER: [Stage; 2] = [Stage::OutputPolicy, Stage::Decide];
 
@@ -38,6 +34,8 @@ pub struct Pipeline {
     /// Shared: the server clones the pipeline (in its state) for every request.
     catalog: Arc<Catalog>,
     observer: Observer,
+    /// Rate limits, budgets and shedding; `None`: the admit stage passes.
+    admission: Option<Arc<keel_admit::Admission>>,
 }
 
 /// A committed chat stream: the first chunk arrived from `model`; failover is over.
@@ -54,7 +52,26 @@ impl Pipeline {
         Self {
             catalog: Arc::new(catalog),
             observer,
+            admission: None,
         }
+    }
+
+    /// The same pipeline with admission control in its admit stage.
+    pub fn with_admission(mut self, admission: Arc<keel_admit::Admission>) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// The admit stage (see [`admit::run`]).
+    async fn admit(
+        &self,
+        ctx: &RequestContext,
+        resolved: &Resolved,
+        ask: admit::Ask,
+        rec: &mut Recorder,
+    ) -> Result<(), ApiError> {
+        let admission = self.admission.as_deref();
+        admit::run(admission, &self.observer, ctx, resolved, ask, rec).await
     }
 
     pub fn observer(&self) -> &Observer {
@@ -153,9 +170,11 @@ impl Pipeline {
         rec: &mut Recorder,
     ) -> Result<ChatCompletionResponse, ApiError> {
         validate::chat_request(req)?;
-        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
+        self.admit(ctx, &resolved, admit::chat_ask(req), rec)
+            .await?;
+        rec.pass_through(&BEFORE_ROUTE);
         let candidates = Self::chat_candidates(&resolved, req)?;
         let plan = routing::plan(&resolved, req, candidates)?;
         rec.route_reason(&plan.reason);
@@ -180,6 +199,9 @@ impl Pipeline {
             "stages": rec.stages_json(),
             "trace_id": ctx.trace.trace_id.to_string(),
         }));
+        if let (Some(k), Some(a)) = (resp.keel.as_mut(), rec.admission_json()) {
+            k["admission"] = a;
+        }
         Ok(resp)
     }
 
@@ -238,9 +260,11 @@ impl Pipeline {
         ApiError,
     > {
         validate::chat_request(req)?;
-        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
+        self.admit(ctx, &resolved, admit::chat_ask(req), rec)
+            .await?;
+        rec.pass_through(&BEFORE_ROUTE);
         let candidates = Self::chat_candidates(&resolved, req)?;
         let plan = routing::plan(&resolved, req, candidates)?;
         rec.route_reason(&plan.reason);
@@ -336,9 +360,11 @@ impl Pipeline {
         rec: &mut Recorder,
     ) -> Result<EmbeddingResponse, ApiError> {
         validate::embedding_request(&req)?;
-        rec.pass_through(&BEFORE_ROUTE);
         let resolved = self.resolve(&req.model, Capability::Embeddings)?;
         rec.route(&resolved.route);
+        self.admit(ctx, &resolved, admit::embed_ask(&req), rec)
+            .await?;
+        rec.pass_through(&BEFORE_ROUTE);
         let candidates: Vec<Candidate> = resolved
             .candidates
             .iter()

@@ -22,6 +22,8 @@ pub struct Recorder {
     usage_base: (u32, u32, f64),
     /// Cost of answers asked for but not served (a cascade's escalated tiers).
     discarded_cost_usd: f64,
+    /// The admission ticket, settled to the recorded usage when the record is finished.
+    admission: Option<keel_admit::Ticket>,
 }
 
 /// A finished request: its log record and its raw trace.
@@ -75,7 +77,22 @@ impl Recorder {
             last_mark: Instant::now(),
             usage_base: (0, 0, 0.0),
             discarded_cost_usd: 0.0,
+            admission: None,
         }
+    }
+
+    /// Holds the request's admission ticket until the record is finished.
+    pub fn admitted(&mut self, ticket: keel_admit::Ticket) {
+        self.admission = Some(ticket);
+    }
+
+    /// `{"reserved_usd", "settled_usd"}` for the `keel` response object, if admitted.
+    pub fn admission_json(&self) -> Option<serde_json::Value> {
+        let t = self.admission.as_ref()?;
+        Some(serde_json::json!({
+            "reserved_usd": t.reserved_usd(),
+            "settled_usd": self.record.cost_usd.unwrap_or(0.0),
+        }))
     }
 
     pub fn route(&mut self, route: &str) {
@@ -249,7 +266,15 @@ impl Recorder {
         self.finish()
     }
 
-    fn finish(self) -> Finished {
+    /// Every record finishes here, so the admission ticket is settled here: to the usage of
+    /// the answered attempt, nothing if none answered (failed attempts are not billed).
+    fn finish(mut self) -> Finished {
+        if let Some(t) = self.admission.take() {
+            let r = &self.record;
+            let tokens =
+                u64::from(r.input_tokens.unwrap_or(0)) + u64::from(r.output_tokens.unwrap_or(0));
+            t.settle(tokens, r.cost_usd.unwrap_or(0.0));
+        }
         Finished {
             record: self.record,
             raw: self.raw,

@@ -31,6 +31,8 @@ pub enum StartError {
     Catalog(String),
     #[error("observe: {0}")]
     Observe(String),
+    #[error("{0}")]
+    Admission(String),
 }
 
 pub struct Runtime {
@@ -64,6 +66,9 @@ impl Runtime {
         let registry =
             ProviderRegistry::build(config).map_err(|e| StartError::Providers(e.to_string()))?;
         let catalog = Catalog::build(config, &registry).map_err(StartError::Catalog)?;
+        let admission = keel_admit::Admission::from_config(config)
+            .await
+            .map_err(StartError::Admission)?;
 
         let (observer, otlp_handle, drift_handle) = start_observe(config, &catalog, log, &tracker)?;
         let o = &config.observe;
@@ -81,7 +86,7 @@ impl Runtime {
             None
         };
         Ok(Self {
-            pipeline: Pipeline::new(catalog, observer),
+            pipeline: Pipeline::new(catalog, observer).with_admission(Arc::new(admission)),
             registry,
             tracker,
             traces,

@@ -136,6 +136,7 @@ impl ProviderError {
             code: self.code(),
             message,
             param,
+            retry_after: None,
         }
     }
 }

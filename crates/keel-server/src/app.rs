@@ -77,10 +77,13 @@ async fn shed_layer(State(state): State<AppState>, req: Request, next: Next) -> 
             if let Some(m) = &state.metrics {
                 m.record_shed("concurrency");
             }
-            OpenAiError(ApiError::new(
-                ErrorCode::Overloaded,
-                "keel is at its concurrency limit (server.max_concurrency); retry shortly",
-            ))
+            OpenAiError(
+                ApiError::new(
+                    ErrorCode::Overloaded,
+                    "keel is at its concurrency limit (server.max_concurrency); retry shortly",
+                )
+                .with_retry_after(1),
+            )
             .into_response()
         }
     }

@@ -127,6 +127,8 @@ mod tests {
             tenant: "acme".into(),
             sha256: hash_key("sk-test-1"),
             admin: false,
+            routes: None,
+            priority: keel_config::Priority::Normal,
         }])
     }
 

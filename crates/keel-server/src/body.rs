@@ -67,6 +67,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                     code: ErrorCode::InvalidRequest,
                     message,
                     param,
+                    retry_after: None,
                 }
             }
         }

@@ -16,15 +16,26 @@ fn status(e: &ApiError) -> StatusCode {
     StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
+/// `Retry-After` when the error says how long to wait (admission limits, shedding).
+fn with_retry_after(e: &ApiError, mut resp: Response) -> Response {
+    if let Some(secs) = e.retry_after {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, secs.into());
+    }
+    resp
+}
+
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        (status(&self.0), Json(self.0.to_openai_body())).into_response()
+        let resp = (status(&self.0), Json(self.0.to_openai_body())).into_response();
+        with_retry_after(&self.0, resp)
     }
 }
 
 impl IntoResponse for AnthropicError {
     fn into_response(self) -> Response {
-        (status(&self.0), Json(self.0.to_anthropic_body())).into_response()
+        let resp = (status(&self.0), Json(self.0.to_anthropic_body())).into_response();
+        with_retry_after(&self.0, resp)
     }
 }
 

@@ -30,6 +30,10 @@ pub enum ErrorCode {
     PermissionDenied,
     ContextLengthExceeded,
     RateLimited,
+    /// A keel rate limit (requests, tokens or cost per window) of the key, tenant or route.
+    RateLimitExceeded,
+    /// A keel budget's hard limit would be passed.
+    InsufficientQuota,
     UpstreamError,
     UpstreamTimeout,
     Overloaded,
@@ -55,6 +59,8 @@ impl ErrorCode {
             Self::PermissionDenied => ("permission_error", 403, Client, false),
             Self::ContextLengthExceeded => ("invalid_request_error", 400, Client, false),
             Self::RateLimited => ("rate_limit_error", 429, Client, true),
+            Self::RateLimitExceeded => ("rate_limit_error", 429, Client, true),
+            Self::InsufficientQuota => ("insufficient_quota", 429, Client, false),
             Self::UpstreamError => ("upstream_error", 502, Upstream, true),
             Self::UpstreamTimeout => ("upstream_error", 504, Upstream, true),
             Self::Overloaded => ("server_error", 503, Internal, true),
@@ -91,6 +97,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, as a dotted path (`messages[2].content`).
     pub param: Option<String>,
+    /// Seconds the client should wait before retrying, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -99,7 +107,13 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {

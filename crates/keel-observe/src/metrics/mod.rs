@@ -35,6 +35,8 @@
 //! | `keel_refusals_total`, `keel_escalations_total` | counter | route |
 //! | `keel_inflight_requests` | gauge | |
 //! | `keel_shed_requests_total` | counter | reason |
+//! | `keel_admission_rejections_total` | counter | reason (the limit: `requests_per_minute`, `budget`, `scope`, ...) |
+//! | `keel_budget_alerts_total` | counter | scope (`key`/`tenant`) |
 //! | `keel_queue_depth` | gauge | queue |
 //! | `keel_drift_alerts_total` | counter | route, signal |
 //! | `keel_drift_statistic` | gauge | route, signal |
@@ -152,6 +154,8 @@ struct Inner {
     escalations: Family<Counter, 1>,
     inflight: Family<Gauge, 0>,
     shed: Family<Counter, 1>,
+    admission_rejections: Family<Counter, 1>,
+    budget_alerts: Family<Counter, 1>,
     queue_depth: Family<Gauge, 1>,
     drift_alerts: Family<Counter, 2>,
     drift_statistic: Family<Gauge, 2>,
@@ -205,6 +209,11 @@ impl Inner {
             inflight: Family::new("keel_inflight_requests", "Requests being served now.", []),
             shed: Family::new("keel_shed_requests_total",
                 "Requests rejected by load shedding, by reason.", ["reason"]),
+            admission_rejections: Family::new("keel_admission_rejections_total",
+                "Requests refused by admission control (rate limits, budgets, key scopes), by reason.",
+                ["reason"]),
+            budget_alerts: Family::new("keel_budget_alerts_total",
+                "Soft budgets reached (once per budget period), by scope.", ["scope"]),
             queue_depth: Family::new("keel_queue_depth", "Items waiting in a bounded queue.", ["queue"]),
             drift_alerts: Family::new("keel_drift_alerts_total",
                 "Drift alerts raised, by route and signal.", ["route", "signal"]),
@@ -218,7 +227,7 @@ impl Inner {
         }
     }
 
-    fn families(&self) -> [&dyn Render; 21] {
+    fn families(&self) -> [&dyn Render; 23] {
         [
             &self.requests,
             &self.duration,
@@ -237,6 +246,8 @@ impl Inner {
             &self.escalations,
             &self.inflight,
             &self.shed,
+            &self.admission_rejections,
+            &self.budget_alerts,
             &self.queue_depth,
             &self.drift_alerts,
             &self.drift_statistic,
@@ -352,6 +363,19 @@ impl Metrics {
     /// A request rejected by load shedding (`keel_shed_requests_total{reason}`).
     pub fn record_shed(&self, reason: &str) {
         self.inner.shed.with([vocab(reason)], Counter::inc);
+    }
+
+    /// A request refused by admission control (`keel_admission_rejections_total{reason}`).
+    pub fn record_admission_rejection(&self, reason: &str) {
+        self.inner
+            .admission_rejections
+            .with([vocab(reason)], Counter::inc);
+    }
+
+    /// A soft budget reached for the first time in its period
+    /// (`keel_budget_alerts_total{scope}`).
+    pub fn record_budget_alert(&self, scope: &str) {
+        self.inner.budget_alerts.with([vocab(scope)], Counter::inc);
     }
 
     /// Items waiting in a bounded queue (`keel_queue_depth{queue}`), e.g. `local_chat`,

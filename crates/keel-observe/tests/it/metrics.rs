@@ -35,6 +35,8 @@ fn every_metric_has_help_and_the_right_type() {
         ("keel_escalations_total", "counter"),
         ("keel_inflight_requests", "gauge"),
         ("keel_shed_requests_total", "counter"),
+        ("keel_admission_rejections_total", "counter"),
+        ("keel_budget_alerts_total", "counter"),
         ("keel_queue_depth", "gauge"),
         ("keel_drift_alerts_total", "counter"),
         ("keel_drift_statistic", "gauge"),
@@ -61,6 +63,9 @@ fn server_gauges_and_counters() {
     m.set_inflight(3);
     m.record_shed("overloaded");
     m.record_shed("overloaded");
+    m.record_admission_rejection("budget");
+    m.record_admission_rejection("a reason with spaces");
+    m.record_budget_alert("tenant");
     m.set_queue_depth("local_chat", 4);
     m.set_queue_depth("request_log", 0);
     m.record_refusal("fast");
@@ -75,6 +80,18 @@ fn server_gauges_and_counters() {
     m.set_circuit_state("unknown-model", 2);
     let e = parse(&m.render());
     assert_eq!(e.value("keel_inflight_requests", &[]), 3.0);
+    assert_eq!(
+        e.value("keel_admission_rejections_total", &[("reason", "budget")]),
+        1.0
+    );
+    assert_eq!(
+        e.value("keel_admission_rejections_total", &[("reason", "other")]),
+        1.0
+    );
+    assert_eq!(
+        e.value("keel_budget_alerts_total", &[("scope", "tenant")]),
+        1.0
+    );
     assert_eq!(
         e.value("keel_shed_requests_total", &[("reason", "overloaded")]),
         2.0

@@ -6,7 +6,7 @@ use keel_testkit::Behavior;
 use serde_json::json;
 
 /// The value of the first sample of `name` whose labels contain every `labels` pair.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
