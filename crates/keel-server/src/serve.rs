@@ -10,7 +10,7 @@
 //! 4. flush: the request-log writer writes everything still queued, then keel exits.
 
 use crate::auth::Authenticator;
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use keel_config::KeelConfig;
 use keel_pipeline::Runtime;
 use std::future::Future;
@@ -76,7 +76,7 @@ pub async fn serve(
         .observe
         .metrics
         .then(|| runtime.pipeline.observer().metrics().clone());
-    let state = AppState {
+    let state = AppState::new(Shared {
         pipeline: runtime.pipeline.clone(),
         registry: runtime.registry.clone(),
         auth,
@@ -87,7 +87,7 @@ pub async fn serve(
         streams_deadline: streams_deadline.clone(),
         traces: runtime.traces.clone(),
         metrics,
-    };
+    });
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "keel listening");
 

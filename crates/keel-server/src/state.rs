@@ -1,4 +1,5 @@
-//! `AppState`: what every handler shares. Cheap to clone (all `Arc`s inside).
+//! `AppState`: what every handler shares. axum clones the state for every middleware and
+//! handler a request passes, so it is one `Arc` (one reference count per clone).
 
 use crate::auth::Authenticator;
 use keel_observe::metrics::Metrics;
@@ -11,7 +12,24 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub pipeline: Pipeline,
     pub registry: ProviderRegistry,
     pub auth: Arc<Authenticator>,
@@ -29,7 +47,7 @@ pub struct AppState {
     pub metrics: Option<Metrics>,
 }
 
-impl AppState {
+impl Shared {
     pub fn context(
         &self,
         request_id: &crate::request_id::RequestId,
