@@ -64,3 +64,12 @@ fn toml_error(e: &toml::de::Error, text: &str) -> ConfigError {
         message,
     }
 }
+
+/// Every error `text` gets, as text (no errors: an empty list); for the config tests.
+#[cfg(test)]
+pub(crate) fn error_texts(text: &str) -> Vec<String> {
+    match load_str(text) {
+        Ok(_) => Vec::new(),
+        Err(es) => es.iter().map(ToString::to_string).collect(),
+    }
+}

@@ -82,10 +82,7 @@ upstream = "b"
 "#;
 
     fn errors(extra: &str) -> Vec<String> {
-        match load_str(&format!("{BASE}{extra}")) {
-            Ok(_) => Vec::new(),
-            Err(es) => es.iter().map(ToString::to_string).collect(),
-        }
+        crate::load::error_texts(&format!("{BASE}{extra}"))
     }
 
     #[test]
