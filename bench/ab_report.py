@@ -17,11 +17,17 @@ def load(target, step, r):
     lat = o.get("latencyPercentilesSuccessful") or o["latencyPercentiles"]
     codes = o.get("statusCodeDistribution") or {}
     total = sum(codes.values()) or 1
+    # CPU seconds of the keel process over the step (procstat.py, 10 ms ticks) per answer.
+    try:
+        cpu = json.load(open(f"{run}/{target}-{step}-{r}.proc.json"))["cpu_seconds"]
+    except (OSError, KeyError, ValueError):
+        cpu = float("nan")
     return {
         "rps": o["summary"]["requestsPerSec"],
         "p50": (lat.get("p50") or 0) * 1e3,
         "p99": (lat.get("p99") or 0) * 1e3,
         "ok": 100.0 * codes.get("200", 0) / total,
+        "cpu_us": 1e6 * cpu / total,
     }
 
 
@@ -29,12 +35,13 @@ pairs = {s: [(load(A, s, r), load(B, s, r)) for r in range(1, rounds + 1)] for s
 print(f"### {title} ({run.rsplit('/', 1)[-1]})\n")
 print(f"Machine: {machine}. Load average before/after: {load_before} / {load_after}. "
       f"{rounds} rounds, order alternating.\n")
-print(f"| step | round | {A} rps | {B} rps | {A} p50 / p99 ms | {B} p50 / p99 ms | {B} ok % |")
-print("|---|---|---|---|---|---|---|")
+print(f"| step | round | {A} rps | {B} rps | {A} p50 / p99 ms | {B} p50 / p99 ms | {B} ok % "
+      f"| {A} / {B} CPU µs per request |")
+print("|---|---|---|---|---|---|---|---|")
 for s in steps:
     for r, (a, b) in enumerate(pairs[s], start=1):
         print(f"| {s} | {r} | {a['rps']:.0f} | {b['rps']:.0f} | {a['p50']:.3f} / {a['p99']:.3f} | "
-              f"{b['p50']:.3f} / {b['p99']:.3f} | {b['ok']:.2f} |")
+              f"{b['p50']:.3f} / {b['p99']:.3f} | {b['ok']:.2f} | {a['cpu_us']:.1f} / {b['cpu_us']:.1f} |")
 print()
 med = {s: {k: (statistics.median(a[k] for a, _ in pairs[s]), statistics.median(b[k] for _, b in pairs[s]))
            for k in ("rps", "p50", "p99")} for s in steps}
@@ -42,6 +49,14 @@ p99_diff = statistics.median(b["p99"] - a["p99"] for a, b in pairs[f"r{rate}"]) 
 sat_loss = statistics.median(100.0 * (1 - b["rps"] / a["rps"]) for a, b in pairs["sat"])
 print(f"Paired by round (median of {B} − {A}): added p99 at {rate} req/s **{p99_diff:.0f} µs**; "
       f"throughput loss at saturation **{sat_loss:.1f} %**.\n")
+# keel's own CPU per answered request: the cost that bounds throughput when keel is CPU-bound,
+# and far less noisy than the saturation rate of a load generator sharing the cores.
+for s in steps:
+    extra = statistics.median(100.0 * (b["cpu_us"] / a["cpu_us"] - 1) for a, b in pairs[s])
+    print(f"CPU per request at {s} (paired median): {B} {extra:+.1f} % over {A} "
+          f"({statistics.median(a['cpu_us'] for a, _ in pairs[s]):.1f} → "
+          f"{statistics.median(b['cpu_us'] for _, b in pairs[s]):.1f} µs).")
+print()
 r, s = med[f"r{rate}"], med["sat"]
 print(f"Medians at {rate} req/s: p99 {A} {r['p99'][0]:.3f} ms, {B} {r['p99'][1]:.3f} ms → added p99 "
       f"**{(r['p99'][1] - r['p99'][0]) * 1000:.0f} µs** (target < {p99_target} µs); "
