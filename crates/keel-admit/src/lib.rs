@@ -89,7 +89,10 @@ impl Admission {
             AdmissionBackend::Redis => Backend::Redis(
                 redis::Redis::connect(&a.redis_url, &a.key_prefix)
                     .await
-                    .map_err(|e| format!("admission: redis at {}: {e}", a.redis_url))?,
+                    .map_err(|e| {
+                        let url = keel_config::admission::redact_userinfo(&a.redis_url);
+                        format!("admission: redis at {url}: {e}")
+                    })?,
             ),
         };
         Ok(Self::with_backend(config, backend))

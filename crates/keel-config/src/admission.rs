@@ -162,6 +162,17 @@ pub enum BudgetPeriod {
     Total,
 }
 
+/// `url` with any `user:password@` part masked, for messages and logs (a Redis URL may carry
+/// its password).
+pub fn redact_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Problems in `[admission]` and the admission fields of `[[auth.keys]]`, each naming its path.
 pub fn validate(config: &KeelConfig, err: &mut impl FnMut(String, String)) {
     let a = &config.admission;
@@ -172,7 +183,10 @@ pub fn validate(config: &KeelConfig, err: &mut impl FnMut(String, String)) {
     if a.backend == AdmissionBackend::Redis && !a.redis_url.starts_with("redis://") {
         err(
             "admission.redis_url".into(),
-            format!("must start with redis://, got \"{}\"", a.redis_url),
+            format!(
+                "must start with redis://, got \"{}\"",
+                redact_userinfo(&a.redis_url)
+            ),
         );
     }
     if a.default_max_output_tokens == 0 {
@@ -283,6 +297,26 @@ fn check_scope(path: &str, l: &ScopeLimits, err: &mut impl FnMut(String, String)
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn redis_passwords_never_reach_messages() {
+        use super::redact_userinfo;
+        assert_eq!(
+            redact_userinfo("redis://:s3cret@10.0.0.5:6379/0"),
+            "redis://***@10.0.0.5:6379/0"
+        );
+        assert_eq!(
+            redact_userinfo("redis://user:p@ss@host:6379"),
+            "redis://***@host:6379"
+        );
+        assert_eq!(
+            redact_userinfo("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        let e = errors("[admission]\nbackend = \"redis\"\nredis_url = \"http://:s3cret@h\"\n");
+        assert!(e.iter().any(|m| m.contains("admission.redis_url")), "{e:?}");
+        assert!(e.iter().all(|m| !m.contains("s3cret")), "{e:?}");
+    }
+
     use super::{AdmissionBackend, BudgetPeriod, Priority};
     use crate::load_str;
 
