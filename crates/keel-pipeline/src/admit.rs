@@ -28,13 +28,31 @@ fn tokens_of_bytes(n: usize) -> u32 {
     u32::try_from(n.div_ceil(4)).unwrap_or(u32::MAX)
 }
 
+/// Counts the bytes written to it: the JSON size of a value without building the JSON.
+#[derive(Default)]
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn json_size(value: &impl serde::Serialize) -> usize {
+    let mut count = ByteCount::default();
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => 0,
+    }
+}
+
 pub fn chat_ask(req: &ChatCompletionRequest) -> Ask {
-    let bytes = serde_json::to_vec(&req.messages).map_or(0, |v| v.len())
-        + req
-            .tools
-            .as_ref()
-            .and_then(|t| serde_json::to_vec(t).ok())
-            .map_or(0, |v| v.len());
+    let bytes = json_size(&req.messages) + req.tools.as_ref().map_or(0, json_size);
     Ask {
         prompt_tokens: tokens_of_bytes(bytes),
         max_output_tokens: req.max_output_tokens(),
@@ -119,5 +137,27 @@ pub async fn run(
             rec.mark(Stage::Admit, StageOutcome::Failed);
             Err(rej.error)
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_estimate_is_the_json_size_over_four() {
+        let req: ChatCompletionRequest = serde_json::from_value(serde_json::json!({
+            "model": "m",
+            "messages": [{"role": "user", "content": "hello there, how are you?"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            "max_tokens": 7,
+        }))
+        .unwrap();
+        let json = serde_json::to_vec(&req.messages).unwrap().len()
+            + serde_json::to_vec(&req.tools).unwrap().len();
+        let ask = chat_ask(&req);
+        assert_eq!(ask.prompt_tokens as usize, json.div_ceil(4));
+        assert_eq!(ask.max_output_tokens, Some(7));
     }
 }
