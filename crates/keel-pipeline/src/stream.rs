@@ -131,6 +131,11 @@ impl Stream for RecordedStream {
                     return Poll::Ready(None);
                 }
                 Some(Err(e)) => {
+                    // A stream broken after its first chunk says the deployment is unhealthy
+                    // as much as a failed call does (its first chunk already counted a success).
+                    this.served
+                        .breaker
+                        .record_error(std::time::Instant::now(), &e);
                     let e = match (this.recovery.as_mut(), this.rec.as_mut()) {
                         (Some(r), Some(rec)) => {
                             match r.begin(e, &this.served, &this.request, &this.text, rec) {

@@ -3,6 +3,7 @@
 //! circuit is open, keel tries them anyway rather than fail without trying.
 
 use crate::support::{Harness, chat, models, outcomes};
+use futures::StreamExt;
 use keel_testkit::Behavior;
 use std::time::Duration;
 
@@ -124,4 +125,40 @@ async fn when_every_circuit_is_open_the_candidates_are_tried_anyway() {
     assert_eq!(outcomes(&rec), ["status_503", "status_503"]);
     let rec = h.record(&ok.request_id).await;
     assert_eq!(models(&rec), ["a"]);
+}
+
+/// A model whose streams break after their first chunk is unhealthy too: each broken stream
+/// counts as a failure for its circuit (after the success its first chunk counted), so a
+/// model that keeps cutting answers is skipped like one that keeps failing calls.
+#[tokio::test]
+async fn streams_cut_mid_answer_open_the_circuit_of_their_model() {
+    let h = Harness::start().await;
+    h.primary
+        .script((0..2).map(|_| Behavior::TruncatedStream { after_chunks: 2 }));
+    for _ in 0..2 {
+        let ctx = h.ctx(Duration::from_secs(10));
+        let s = h
+            .pipeline
+            .chat_stream(&ctx, chat("chain", true))
+            .await
+            .unwrap();
+        assert_eq!(s.model, "a");
+        let items: Vec<_> = s.stream.collect().await;
+        assert!(items.last().unwrap().is_err(), "the cut is reported");
+    }
+    // Four outcomes in the window, two of them failures: open. The next stream goes to b.
+    let ctx = h.ctx(Duration::from_secs(10));
+    let s = h
+        .pipeline
+        .chat_stream(&ctx, chat("chain", true))
+        .await
+        .unwrap();
+    assert_eq!(s.model, "b");
+    let items: Vec<_> = s.stream.collect().await;
+    assert!(items.iter().all(Result::is_ok));
+    assert_eq!(
+        h.primary.request_count(),
+        2,
+        "the open primary is not asked"
+    );
 }
