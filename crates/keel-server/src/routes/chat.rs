@@ -1,6 +1,6 @@
 //! `POST /v1/chat/completions`, plain JSON or SSE when `stream: true`.
 
-use super::{accept, route_reason_header, served_headers};
+use super::{accept, route_reason_header, routing_reason, served_headers};
 use crate::auth::Caller;
 use crate::error::OpenAiError;
 use crate::request_id::RequestId;
@@ -48,12 +48,7 @@ pub async fn chat_handler(
         match state.pipeline.chat(&ctx, req).await {
             Ok(resp) => {
                 let model = resp.model.clone();
-                let reason = resp
-                    .keel
-                    .as_ref()
-                    .and_then(|k| k["routing"]["reason"].as_str())
-                    .unwrap_or_default()
-                    .to_owned();
+                let reason = routing_reason(resp.keel.as_ref());
                 let mut out = Json(resp).into_response();
                 served_headers(&mut out, &route, &model);
                 route_reason_header(&mut out, &reason);

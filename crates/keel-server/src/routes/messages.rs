@@ -1,7 +1,7 @@
 //! `POST /v1/messages`: the Anthropic Messages API, translated onto the same pipeline as chat
 //! completions and back. Errors use Anthropic's body shape.
 
-use super::{accept, served_headers};
+use super::{accept, route_reason_header, routing_reason, served_headers};
 use crate::auth::Caller;
 use crate::error::AnthropicError;
 use crate::request_id::RequestId;
@@ -63,6 +63,7 @@ pub async fn messages_handler(
                 };
                 let mut resp = sse::anthropic(events.boxed(), state.streams_deadline.clone());
                 served_headers(&mut resp, &stream.route, &stream.model);
+                route_reason_header(&mut resp, &stream.route_reason);
                 resp
             }
             Err(e) => AnthropicError(e).into_response(),
@@ -72,8 +73,10 @@ pub async fn messages_handler(
         match state.pipeline.chat(&ctx, chat).await {
             Ok(resp) => {
                 let model = resp.model.clone();
+                let reason = routing_reason(resp.keel.as_ref());
                 let mut out = Json(from_openai_response(&resp)).into_response();
                 served_headers(&mut out, &req.model, &model);
+                route_reason_header(&mut out, &reason);
                 out
             }
             Err(e) => AnthropicError(e).into_response(),

@@ -52,6 +52,13 @@ pub(crate) fn route_reason_header(resp: &mut Response, reason: &str) {
     }
 }
 
+/// The routing reason in a response's `keel` object (empty when absent).
+pub(crate) fn routing_reason(keel: Option<&serde_json::Value>) -> String {
+    keel.and_then(|k| k["routing"]["reason"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Names the route and model that served a response, for clients and load balancers.
 pub(crate) fn served_headers(resp: &mut Response, route: &str, model: &str) {
     for (name, value) in [("x-keel-route", route), ("x-keel-model", model)] {

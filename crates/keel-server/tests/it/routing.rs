@@ -83,3 +83,33 @@ async fn preferences_come_in_the_keel_field_and_bad_ones_are_400s() {
     assert_eq!(err["error"]["type"], "invalid_request_error");
     keel.stop().await;
 }
+
+/// The Anthropic endpoint says why too, plain and streaming (its bodies have no `keel` object).
+#[tokio::test]
+async fn the_messages_endpoint_names_the_reason_in_its_headers() {
+    let keel = Keel::start(ROUTES).await;
+    for stream in [false, true] {
+        keel.mock
+            .push(Behavior::reply("I'm sorry, but I can't help with that."));
+        let resp = keel
+            .http
+            .post(keel.url("/v1/messages"))
+            .bearer_auth(ACME_KEY)
+            .header("anthropic-version", "2023-06-01")
+            .json(
+                &json!({"model": "cascade", "max_tokens": 64, "stream": stream,
+                          "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "stream {stream}");
+        assert_eq!(resp.headers()["x-keel-model"], "b", "stream {stream}");
+        let reason = resp.headers()["x-keel-route-reason"].to_str().unwrap();
+        assert!(
+            reason.starts_with("cascade: ") && reason.contains("a trust 0.00 < 0.50 (refusal)"),
+            "stream {stream}: {reason}"
+        );
+    }
+    keel.stop().await;
+}
