@@ -10,7 +10,7 @@ use crate::record::Recorder;
 use crate::recover::Recovery;
 use crate::routing::{self, Routed};
 use crate::stages::{Stage, StageOutcome};
-use crate::stream::RecordedStream;
+use crate::stream::{RecordedStream, open_and_peek};
 use crate::trace::{Answer, Seen};
 use crate::validate;
 use futures::StreamExt;
@@ -300,26 +300,15 @@ impl Pipeline {
                 let upstream = routing::upstream_request(req, c);
                 let provider = c.provider.clone();
                 async move {
-                    // Peek: only a stream that produced its first chunk is committed to. The
-                    // route's `ttft_timeout` bounds the wait for it from the start of the
-                    // attempt: a slow first token is a timeout, so the route falls over.
-                    let open_and_peek = async {
-                        let mut stream = provider.chat_stream(upstream).await?;
-                        let first = stream.next().await;
-                        Ok::<_, ProviderError>((first, stream))
-                    };
-                    let (first, stream) = match ttft_timeout {
-                        None => open_and_peek.await?,
-                        Some(limit) => tokio::time::timeout(limit, open_and_peek)
+                    // The route's `ttft_timeout` bounds the wait for the first chunk from the
+                    // start of the attempt: a slow first token is a timeout, so the route
+                    // falls over.
+                    let peek = open_and_peek(&*provider, upstream);
+                    match ttft_timeout {
+                        None => peek.await,
+                        Some(limit) => tokio::time::timeout(limit, peek)
                             .await
-                            .map_err(|_| ProviderError::Timeout(limit))??,
-                    };
-                    match first {
-                        Some(Ok(first)) => Ok((first, stream)),
-                        Some(Err(e)) => Err(e),
-                        None => Err(ProviderError::Stream(
-                            "stream ended before its first chunk".into(),
-                        )),
+                            .map_err(|_| ProviderError::Timeout(limit))?,
                     }
                 }
             },

@@ -31,8 +31,9 @@
 use crate::catalog::Candidate;
 use crate::context::RequestContext;
 use crate::record::Recorder;
+use crate::stream::open_and_peek;
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
 use keel_config::{Capability, StreamRecoveryConfig, WithoutPrefill};
 use keel_providers::{ChunkStream, ProviderError};
 use keel_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Role, Usage};
@@ -301,7 +302,7 @@ async fn search(
             continue;
         }
         let limit = ttft_timeout.map_or(remaining, |t| t.min(remaining));
-        let result = match tokio::time::timeout(limit, open_and_peek(&c, req)).await {
+        let result = match tokio::time::timeout(limit, open_and_peek(&*c.provider, req)).await {
             Ok(r) => r,
             Err(_) => Err(ProviderError::Timeout(started.elapsed())),
         };
@@ -340,21 +341,6 @@ async fn search(
         }
     }
     (tried, None)
-}
-
-/// Opens a stream and waits for its first chunk: only a model that produced one takes over.
-async fn open_and_peek(
-    c: &Candidate,
-    req: ChatCompletionRequest,
-) -> Result<(ChatCompletionChunk, ChunkStream), ProviderError> {
-    let mut stream = c.provider.chat_stream(req).await?;
-    match stream.next().await {
-        Some(Ok(first)) => Ok((first, stream)),
-        Some(Err(e)) => Err(e),
-        None => Err(ProviderError::Stream(
-            "stream ended before its first chunk".into(),
-        )),
-    }
 }
 
 fn add(a: Usage, b: Usage) -> Usage {

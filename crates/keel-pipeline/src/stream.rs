@@ -13,11 +13,27 @@ use crate::recover::Recovery;
 use crate::stages::{Stage, StageOutcome};
 use crate::trace::{Answer, Seen};
 use futures::{Stream, StreamExt};
-use keel_providers::ChunkStream;
+use keel_providers::{ChunkStream, Provider, ProviderError};
 use keel_types::ApiError;
 use keel_types::openai::{ChatCompletionChunk, ChatCompletionRequest};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+
+/// Opens a stream and waits for its first chunk: only a stream that produced one is committed
+/// to (by the attempts stage, or by a recovery taking a broken stream over).
+pub(crate) async fn open_and_peek(
+    provider: &dyn Provider,
+    req: ChatCompletionRequest,
+) -> Result<(ChatCompletionChunk, ChunkStream), ProviderError> {
+    let mut stream = provider.chat_stream(req).await?;
+    match stream.next().await {
+        Some(Ok(first)) => Ok((first, stream)),
+        Some(Err(e)) => Err(e),
+        None => Err(ProviderError::Stream(
+            "stream ended before its first chunk".into(),
+        )),
+    }
+}
 
 pub struct RecordedStream {
     ctx: RequestContext,
