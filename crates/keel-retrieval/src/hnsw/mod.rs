@@ -12,8 +12,10 @@
 //! graph (plain and filtered) and scans exactly, `persist.rs` saves and loads, `distance.rs` is
 //! the dot product, `rng.rs` the generator.
 
+mod checksum;
 mod distance;
 mod graph;
+mod persist;
 mod rng;
 mod search;
 
@@ -21,6 +23,8 @@ mod search;
 mod testdata;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_persist;
 
 use std::collections::HashMap;
 
