@@ -8,14 +8,31 @@ use super::Hnsw;
 use super::distance::dot;
 use super::rng::mix;
 
-/// Filters are sampled on this many nodes (spread evenly over the graph) to estimate how
-/// many nodes they admit.
+/// Filters are sampled on this many nodes to estimate the fraction they admit.
 const SELECTIVITY_SAMPLE: usize = 256;
 
-/// Below this admitted fraction (filter ∧ not tombstoned) the exact scan is used: the beam
-/// would have to walk about `ef / fraction` nodes to fill up, more than the scan costs.
-/// Measured with `benches/hnsw.rs` (100k × 384-d).
-pub(crate) const EXACT_BELOW_FRACTION: f64 = 0.05;
+/// Cost model of [`Hnsw::search`], in similarity computations, fitted on `benches/hnsw.rs`
+/// (100k × 384-d, M=16; crossover between 5% and 10% admitted there). An unfiltered beam
+/// computes about `BEAM_BASE · ef`; when only a fraction `p` of the nodes is admitted the beam
+/// must reach `ef / p` nodes before it can stop, and its walk grows like
+/// `BEAM_SPARSE · (ef / p)^1.5` on top, up to the whole graph. The scan computes `p · n` and,
+/// with a filter, calls it `n` times at `FILTER_COST` each. Near the crossover both cost about
+/// the same, so the estimate only has to be roughly right.
+const BEAM_BASE: f64 = 36.0;
+const BEAM_SPARSE: f64 = 0.15;
+const FILTER_COST: f64 = 0.02;
+
+/// Whether the exact scan is expected to be cheaper than the beam.
+pub(crate) fn prefer_exact(nodes: usize, admitted: f64, ef: usize, filtered: bool) -> bool {
+    if admitted <= 0.0 {
+        return true;
+    }
+    let n = nodes as f64;
+    let reach = ef as f64 / admitted;
+    let beam = (BEAM_BASE * ef as f64 + BEAM_SPARSE * reach * reach.sqrt()).min(2.0 * n);
+    let scan = admitted * n + if filtered { FILTER_COST * n } else { 0.0 };
+    scan <= beam
+}
 
 /// A node and its similarity to the query; ordered by similarity (then by node id, so that
 /// orderings are total and deterministic).
@@ -129,9 +146,10 @@ impl Hnsw {
     /// The `k` most similar live vectors, best first, as `(key, similarity)`.
     ///
     /// `filter` is applied inside the graph walk: rejected nodes still route but never enter
-    /// the beam's results, so `k` results come back whenever `k` admitted vectors exist. A
-    /// filter that admits few nodes (estimated on a sample) goes to the exact scan instead,
-    /// and so does a beam that comes back short. `ef` is the beam width (at least `k`;
+    /// the beam's results, so `k` results come back whenever `k` admitted vectors exist. When
+    /// the scan is expected to be cheaper (a selective filter, estimated on a sample of 256
+    /// nodes, many tombstones, or a small index) the exact scan answers instead, and so it does
+    /// when the beam comes back short. `ef` is the beam width (at least `k`;
     /// `None` = `params.ef_search`). A query of the wrong dimension finds nothing.
     pub fn search(
         &self,
@@ -151,7 +169,12 @@ impl Hnsw {
             let n = n as usize;
             !self.deleted[n] && filter.is_none_or(|f| f(self.keys[n]))
         };
-        if self.keys.len() <= ef || self.admitted_fraction(&admit) < EXACT_BELOW_FRACTION {
+        let nodes = self.keys.len();
+        let admitted = match filter {
+            None => self.len() as f64 / nodes as f64,
+            Some(_) => self.admitted_fraction(&admit),
+        };
+        if prefer_exact(nodes, admitted, ef, filter.is_some()) {
             return self.exact(query, k, filter);
         }
 
@@ -221,5 +244,25 @@ impl Hnsw {
             .filter(|&i| admit((mix(self.seed ^ i) % nodes as u64) as u32))
             .count();
         hits as f64 / samples as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefer_exact;
+
+    #[test]
+    fn hnsw_cost_model_picks_the_cheaper_path_measured_in_the_bench() {
+        // 100k nodes, ef 64: the scan won at 1/2/5% admitted, the beam at 10% and above.
+        for p in [0.0, 0.01, 0.02, 0.05] {
+            assert!(prefer_exact(100_000, p, 64, true), "{p}");
+        }
+        for p in [0.1, 0.2, 0.5, 1.0] {
+            assert!(!prefer_exact(100_000, p, 64, true), "{p}");
+        }
+        // 10k nodes: the beam at 50%, the scan at 10%; tiny indexes are scanned.
+        assert!(!prefer_exact(10_000, 0.5, 64, true));
+        assert!(prefer_exact(10_000, 0.1, 64, true));
+        assert!(prefer_exact(1_000, 1.0, 64, false));
     }
 }

@@ -3,12 +3,13 @@
 use std::sync::OnceLock;
 
 use super::rng::mix;
-use super::search::{Cand, Visited};
+use super::search::{Cand, Visited, prefer_exact};
 use super::testdata::{Mixture, recall};
 use super::{Hnsw, HnswError, HnswParams};
 
 pub(crate) const DIM: usize = 384;
 const N: usize = 10_000;
+const SMALL: usize = 5_000;
 
 /// 10,000 vectors from 50 clusters in 384-d (keys 0..N), built once for the tests that share it.
 pub(crate) fn shared() -> &'static (Hnsw, Vec<Vec<f32>>) {
@@ -95,12 +96,14 @@ fn hnsw_filtered_search_returns_k_matching_with_recall() {
 
 #[test]
 fn hnsw_filter_is_applied_inside_the_graph_walk() {
-    // The beam itself (no exact fallback) fills up with admitted nodes at 10% and 2%.
+    // The beam alone (no exact fallback, whatever the cost model would pick) fills up with
+    // admitted nodes at 10% and 2%, and its top 10 match the exact filtered answer.
     let (index, queries) = shared();
     for percent in [10, 2] {
         let f = pct(percent);
         let admit = |n: u32| f(index.keys[n as usize]);
-        for q in queries.iter().take(20) {
+        let (mut got, mut truth) = (Vec::new(), Vec::new());
+        for q in queries.iter().take(50) {
             let entry = index.entry.unwrap();
             let mut ep = Cand {
                 sim: 0.0,
@@ -114,7 +117,20 @@ fn hnsw_filter_is_applied_inside_the_graph_walk() {
             let found = index.search_layer(q, &[ep], 64, 0, &mut visited, admit);
             assert_eq!(found.len(), 64, "{percent}%");
             assert!(found.iter().all(|c| admit(c.node)));
+            got.push(
+                found
+                    .iter()
+                    .take(10)
+                    .map(|c| (index.keys[c.node as usize], c.sim))
+                    .collect(),
+            );
+            truth.push(index.exact(q, 10, Some(&f)));
         }
+        let r = recall(&got, &truth);
+        assert!(
+            r >= 0.95,
+            "{percent}%: beam recall vs exact-with-filter {r}"
+        );
     }
 }
 
@@ -170,10 +186,10 @@ fn hnsw_dimension_mismatch_is_an_error() {
     );
 }
 
-/// A fresh 3,000-vector index (keys 0..3000) and 50 queries.
+/// A fresh 5,000-vector index (keys 0..5000) and 50 queries.
 fn small(seed: u64) -> (Hnsw, Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mix = Mixture::new(64, 20, 1.0, seed);
-    let data = mix.sample(3_000, seed + 1);
+    let data = mix.sample(SMALL, seed + 1);
     let mut index = Hnsw::new(64, HnswParams::default());
     for (i, v) in data.iter().enumerate() {
         index.insert(i as u64, v).unwrap();
@@ -186,7 +202,7 @@ fn hnsw_removed_keys_are_never_returned() {
     let (mut index, data, queries) = small(10);
     // Remove a third, including the entry point (it keeps routing).
     let entry_key = index.keys[index.entry.unwrap() as usize];
-    let gone: Vec<u64> = (0..3_000)
+    let gone: Vec<u64> = (0..SMALL as u64)
         .filter(|k| k % 3 == 0 || *k == entry_key)
         .collect();
     for &k in &gone {
@@ -194,9 +210,14 @@ fn hnsw_removed_keys_are_never_returned() {
         assert!(!index.remove(k), "second remove is false");
         assert!(!index.contains(k) && index.get(k).is_none());
     }
-    assert_eq!(index.len(), 3_000 - gone.len());
+    assert_eq!(index.len(), SMALL - gone.len());
     assert_eq!(index.tombstones(), gone.len());
     assert_eq!(index.keys().count(), index.len());
+    let live = index.len() as f64 / index.node_count() as f64;
+    assert!(
+        !prefer_exact(index.node_count(), live, 64, false),
+        "the beam answers"
+    );
     let probes: Vec<&Vec<f32>> = gone.iter().take(50).map(|&k| &data[k as usize]).collect();
     for q in queries.iter().chain(probes) {
         let got = index.search(q, 10, None, None);
@@ -213,7 +234,7 @@ fn hnsw_reinsert_replaces_the_old_vector() {
     let key = 42u64;
     let other = data[2_000].clone();
     index.insert(key, &other).unwrap();
-    assert_eq!(index.len(), 3_000);
+    assert_eq!(index.len(), SMALL);
     assert_eq!(index.tombstones(), 1);
     assert_eq!(index.get(key).unwrap(), &other[..]);
     // Key 42 now sits on top of key 2000's vector, and appears once.
@@ -229,13 +250,17 @@ fn hnsw_reinsert_replaces_the_old_vector() {
 #[test]
 fn hnsw_compact_drops_tombstones_and_keeps_results() {
     let (mut index, _, queries) = small(30);
-    for k in (0..3_000u64).filter(|k| k % 4 == 1) {
+    for k in (0..SMALL as u64).filter(|k| k % 4 == 1) {
         index.remove(k);
     }
     let before_exact: Vec<_> = queries.iter().map(|q| index.exact(q, 10, None)).collect();
     let keys_before: Vec<u64> = index.keys().collect();
     let bytes_before = index.memory_bytes();
     index.compact();
+    assert!(
+        !prefer_exact(index.node_count(), 1.0, 64, false),
+        "the beam answers"
+    );
     assert_eq!(index.tombstones(), 0);
     assert_eq!(index.node_count(), keys_before.len());
     assert_eq!(index.keys().collect::<Vec<_>>(), keys_before);
