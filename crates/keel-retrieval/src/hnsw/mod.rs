@@ -75,7 +75,9 @@ pub enum HnswError {
     Dimension { expected: usize, got: usize },
     #[error("index file: {0}")]
     Io(#[from] std::io::Error),
-    #[error("index file is corrupt: {0}")]
+    /// A damaged index file, or data the index refuses to hold (a vector with a NaN or an
+    /// infinite component, more than `u32::MAX - 1` nodes); the message says which.
+    #[error("corrupt or invalid index data: {0}")]
     Corrupt(String),
 }
 
@@ -155,13 +157,19 @@ impl Hnsw {
     }
 
     /// Adds `vector` under `key` (vectors are L2-normalised by the caller). An existing key is
-    /// replaced: its old node becomes a tombstone.
+    /// replaced: its old node becomes a tombstone. A wrong dimension or a non-finite component
+    /// is an `Err` and leaves the index unchanged.
     pub fn insert(&mut self, key: u64, vector: &[f32]) -> Result<(), HnswError> {
         if vector.len() != self.dim {
             return Err(HnswError::Dimension {
                 expected: self.dim,
                 got: vector.len(),
             });
+        }
+        if !vector.iter().all(|x| x.is_finite()) {
+            return Err(HnswError::Corrupt(format!(
+                "vector for key {key} has a NaN or infinite component"
+            )));
         }
         if self.keys.len() >= u32::MAX as usize {
             return Err(HnswError::Corrupt(format!(

@@ -34,6 +34,10 @@ pub(crate) fn prefer_exact(nodes: usize, admitted: f64, ef: usize, filtered: boo
     scan <= beam
 }
 
+fn finite(v: &[f32]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
 /// A node and its similarity to the query; ordered by similarity (then by node id, so that
 /// orderings are total and deterministic).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -150,7 +154,8 @@ impl Hnsw {
     /// the scan is expected to be cheaper (a selective filter, estimated on a sample of 256
     /// nodes, many tombstones, or a small index) the exact scan answers instead, and so it does
     /// when the beam comes back short. `ef` is the beam width (at least `k`;
-    /// `None` = `params.ef_search`). A query of the wrong dimension finds nothing.
+    /// `None` = `params.ef_search`). A query of the wrong dimension or with a NaN or infinite
+    /// component finds nothing.
     pub fn search(
         &self,
         query: &[f32],
@@ -158,7 +163,7 @@ impl Hnsw {
         ef: Option<usize>,
         filter: Option<&dyn Fn(u64) -> bool>,
     ) -> Vec<(u64, f32)> {
-        if k == 0 || query.len() != self.dim || self.is_empty() {
+        if k == 0 || query.len() != self.dim || self.is_empty() || !finite(query) {
             return Vec::new();
         }
         let Some(entry) = self.entry else {
@@ -205,7 +210,7 @@ impl Hnsw {
         k: usize,
         filter: Option<&dyn Fn(u64) -> bool>,
     ) -> Vec<(u64, f32)> {
-        if k == 0 || query.len() != self.dim {
+        if k == 0 || query.len() != self.dim || !finite(query) {
             return Vec::new();
         }
         let mut top: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(k + 1);

@@ -165,7 +165,7 @@ fn hnsw_empty_index_and_zero_k_find_nothing() {
 }
 
 #[test]
-fn hnsw_dimension_mismatch_is_an_error() {
+fn hnsw_dimension_mismatch_and_non_finite_vectors_are_errors() {
     let mut index = Hnsw::new(4, HnswParams::default());
     match index.insert(1, &[1.0, 0.0, 0.0]) {
         Err(HnswError::Dimension {
@@ -180,6 +180,19 @@ fn hnsw_dimension_mismatch_is_an_error() {
         index.search(&[1.0, 0.0], 1, None, None).is_empty(),
         "wrong-dim query"
     );
+    for bad in [f32::NAN, f32::INFINITY] {
+        assert!(matches!(
+            index.insert(2, &[bad, 0.0, 0.0, 0.0]),
+            Err(HnswError::Corrupt(_))
+        ));
+        assert!(
+            index
+                .search(&[bad, 0.0, 0.0, 0.0], 1, None, None)
+                .is_empty()
+        );
+        assert!(index.exact(&[bad, 0.0, 0.0, 0.0], 1, None).is_empty());
+    }
+    assert_eq!(index.len(), 1);
     assert_eq!(
         index.search(&[1.0, 0.0, 0.0, 0.0], 1, None, None),
         vec![(1, 1.0)]
