@@ -40,10 +40,16 @@ fn finite(v: &[f32]) -> bool {
 
 /// A node and its similarity to the query; ordered by similarity (then by node id, so that
 /// orderings are total and deterministic).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Cand {
     pub(crate) sim: f32,
     pub(crate) node: u32,
+}
+
+impl PartialEq for Cand {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
 }
 
 impl Eq for Cand {}
