@@ -156,3 +156,26 @@ pub fn share_normal() -> f64 {
 pub fn share_high() -> f64 {
     1.0
 }
+
+/// `$XDG_DATA_HOME/keel/collections`, else `~/.local/share/keel/collections`.
+pub fn collections_dir() -> PathBuf {
+    data_home().join("keel").join("collections")
+}
+pub fn retrieval_embedding_model() -> String {
+    "all-minilm-l6-v2".into()
+}
+pub fn max_document_bytes() -> usize {
+    20 << 20
+}
+pub fn pdf_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+pub fn fetch_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+pub fn fetch_max_redirects() -> usize {
+    5
+}
+pub fn retrieval_top_k() -> usize {
+    4
+}

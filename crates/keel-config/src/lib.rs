@@ -7,6 +7,8 @@
 //! - [`load`]: reading TOML with `serde_path_to_error`, so errors name the failing path.
 //! - [`admission`]: `[admission]`, rate limits, budgets and load shedding, and their checks.
 //! - [`observe`]: `[observe]`, logs, traces, metrics and drift settings.
+//! - [`retrieval`]: `[retrieval]` (collections, document limits, URL fetching) and a route's
+//!   `retrieval` step.
 //! - [`resilience`]: a route's `stream_recovery` and `hedge`, and their checks.
 //! - `routing`: validation of a route's strategy settings (`strategy`, `weights`, `cascade`).
 //! - [`validate`]: pure cross-reference checks (`routes.support.models[1]: unknown model "x"`).
@@ -17,6 +19,7 @@ pub mod load;
 pub mod model;
 pub mod observe;
 pub mod resilience;
+pub mod retrieval;
 mod routing;
 pub mod validate;
 
@@ -25,3 +28,4 @@ pub use load::{ConfigError, load_file, load_str};
 pub use model::*;
 pub use observe::*;
 pub use resilience::{HedgeConfig, StreamRecoveryConfig, WithoutPrefill};
+pub use retrieval::{FetchConfig, RetrievalConfig, RetrievalMode, RouteRetrievalConfig};

@@ -27,6 +27,8 @@ pub struct KeelConfig {
     pub observe: crate::observe::ObserveConfig,
     #[serde(default)]
     pub admission: crate::admission::AdmissionConfig,
+    #[serde(default)]
+    pub retrieval: crate::retrieval::RetrievalConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +323,9 @@ pub struct RouteConfig {
     /// Hedged requests for non-streaming calls; `None`: off.
     #[serde(default)]
     pub hedge: Option<crate::resilience::HedgeConfig>,
+    /// Ground answers in a collection's passages; `None`: no retrieval.
+    #[serde(default)]
+    pub retrieval: Option<crate::retrieval::RouteRetrievalConfig>,
 }
 
 /// How a route orders its (capable) models for one request.

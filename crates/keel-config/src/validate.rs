@@ -215,6 +215,7 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
     }
 
     validate_observe(config, &mut err);
+    crate::retrieval::check(&config.retrieval, &config.routes, &mut err);
     crate::admission::validate(config, &mut err);
 
     if errors.is_empty() {
