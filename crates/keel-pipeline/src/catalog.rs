@@ -47,6 +47,8 @@ pub struct Resolved {
     /// The route's mid-stream recovery and hedging (never for a model by its own name).
     pub stream_recovery: Option<StreamRecoveryConfig>,
     pub hedge: Option<HedgeConfig>,
+    /// The route's retrieval step (context stage).
+    pub retrieval: Option<Arc<keel_config::RouteRetrievalConfig>>,
     /// The route's strategy and its state (a model by its own name: plain fallback).
     pub routing: Arc<Routing>,
 }
@@ -120,6 +122,7 @@ impl Catalog {
             if let Some(r) = catalog.names.get_mut(name) {
                 r.stream_recovery.clone_from(&route.stream_recovery);
                 r.hedge.clone_from(&route.hedge);
+                r.retrieval = route.retrieval.clone().map(Arc::new);
             }
         }
         catalog.listing.sort_by(|a, b| a.id.cmp(&b.id));
@@ -144,6 +147,7 @@ impl Catalog {
                 ttft_timeout,
                 stream_recovery: None,
                 hedge: None,
+                retrieval: None,
                 routing,
             },
         );

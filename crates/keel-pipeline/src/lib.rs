@@ -9,6 +9,8 @@
 //! - [`catalog`]: resolves a requested name (route or model) to ordered candidates.
 //! - [`routing`]: per-route strategies (fallback, weighted, least latency, cost, cascade)
 //!   and the request's `keel.route` preferences: which candidate goes first, and why.
+//! - [`retrieve`]: the context stage's retrieval step (sources injected as untrusted, citations).
+//! - [`collections`]: the retrieval `Library` built from `[retrieval]` over the catalog.
 //! - [`attempts`]: the fallback loop over candidates, streaming ones peeked before commit.
 //! - [`record`]: builds the request-log record and the trace (a span per stage and attempt).
 //! - [`trace`]: the raw trace (instants only) and how a kept trace becomes spans and content.
@@ -23,12 +25,14 @@ pub mod admit;
 pub mod attempts;
 pub mod breaker;
 pub mod catalog;
+pub mod collections;
 pub mod context;
 pub mod hedge;
 pub mod observer;
 pub mod pipeline;
 pub mod record;
 pub mod recover;
+pub mod retrieve;
 pub mod routing;
 pub mod runtime;
 pub mod stages;

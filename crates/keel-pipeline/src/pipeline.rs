@@ -8,6 +8,7 @@ use crate::context::RequestContext;
 use crate::observer::Observer;
 use crate::record::Recorder;
 use crate::recover::Recovery;
+use crate::retrieve::{self, Retrieved};
 use crate::routing::{self, Routed};
 use crate::stages::{Stage, StageOutcome};
 use crate::stream::{RecordedStream, open_and_peek};
@@ -24,8 +25,9 @@ use keel_types::openai::{
 use keel_types::{ApiError, ErrorCode};
 use std::sync::Arc;
 
-/// Stages with no behaviour yet, in request order, after admission and before routing.
-const BEFORE_ROUTE: [Stage; 3] = [Stage::InputPolicy, Stage::Cache, Stage::Context];
+/// Stages with no behaviour yet, in request order, after admission and before the context
+/// stage.
+const BEFORE_CONTEXT: [Stage; 2] = [Stage::InputPolicy, Stage::Cache];
 /// Stages with no behaviour yet, after the answer arrived.
 const AFTER_ANSWER: [Stage; 2] = [Stage::OutputPolicy, Stage::Decide];
 
@@ -36,6 +38,8 @@ pub struct Pipeline {
     observer: Observer,
     /// Rate limits, budgets and shedding; `None`: the admit stage passes.
     admission: Option<Arc<keel_admit::Admission>>,
+    /// Collections for routes with a retrieval step; `None`: retrieval is off.
+    library: Option<Arc<keel_retrieval::Library>>,
 }
 
 /// A committed chat stream: the first chunk arrived from `model`; failover is over.
@@ -53,7 +57,39 @@ impl Pipeline {
             catalog: Arc::new(catalog),
             observer,
             admission: None,
+            library: None,
         }
+    }
+
+    /// The same pipeline with collections for its routes' retrieval steps.
+    pub fn with_library(mut self, library: Arc<keel_retrieval::Library>) -> Self {
+        self.library = Some(library);
+        self
+    }
+
+    pub fn library(&self) -> Option<&Arc<keel_retrieval::Library>> {
+        self.library.as_ref()
+    }
+
+    /// The context stage: the route's retrieval step, if it has one, adds sources to `req`.
+    async fn context(
+        &self,
+        ctx: &RequestContext,
+        resolved: &Resolved,
+        req: &mut ChatCompletionRequest,
+        rec: &mut Recorder,
+    ) -> Option<Retrieved> {
+        let (Some(step), Some(library)) = (resolved.retrieval.as_deref(), self.library.as_deref())
+        else {
+            rec.mark(Stage::Context, StageOutcome::Pass);
+            return None;
+        };
+        let found = retrieve::run(library, ctx, step, req).await;
+        if let Some(r) = &found {
+            rec.retrieved(r.passages.clone());
+        }
+        rec.mark(Stage::Context, StageOutcome::Ok);
+        found
     }
 
     /// The same pipeline with admission control in its admit stage.
@@ -147,10 +183,10 @@ impl Pipeline {
     pub async fn chat(
         &self,
         ctx: &RequestContext,
-        req: ChatCompletionRequest,
+        mut req: ChatCompletionRequest,
     ) -> Result<ChatCompletionResponse, ApiError> {
         let mut rec = self.recorder(ctx, "chat.completions", &req.model, false);
-        let result = self.chat_inner(ctx, &req, &mut rec).await;
+        let result = self.chat_inner(ctx, &mut req, &mut rec).await;
         let (finished, answer) = match &result {
             Ok(resp) => (rec.finish_ok(ctx), Some(Answer::Response(resp))),
             Err(e) => (rec.finish_err(ctx, e), None),
@@ -166,7 +202,7 @@ impl Pipeline {
     async fn chat_inner(
         &self,
         ctx: &RequestContext,
-        req: &ChatCompletionRequest,
+        req: &mut ChatCompletionRequest,
         rec: &mut Recorder,
     ) -> Result<ChatCompletionResponse, ApiError> {
         validate::chat_request(req)?;
@@ -174,7 +210,9 @@ impl Pipeline {
         rec.route(&resolved.route);
         self.admit(ctx, &resolved, admit::chat_ask(req), rec)
             .await?;
-        rec.pass_through(&BEFORE_ROUTE);
+        rec.pass_through(&BEFORE_CONTEXT);
+        let retrieved = self.context(ctx, &resolved, req, rec).await;
+        let req = &*req;
         let candidates = Self::chat_candidates(&resolved, req)?;
         let plan = routing::plan(&resolved, req, candidates)?;
         rec.route_reason(&plan.reason);
@@ -202,6 +240,9 @@ impl Pipeline {
         if let (Some(k), Some(a)) = (resp.keel.as_mut(), rec.admission_json()) {
             k["admission"] = a;
         }
+        if let (Some(k), Some(r)) = (resp.keel.as_mut(), retrieved) {
+            k["retrieval"] = r.summary;
+        }
         Ok(resp)
     }
 
@@ -210,11 +251,17 @@ impl Pipeline {
     pub async fn chat_stream(
         &self,
         ctx: &RequestContext,
-        req: ChatCompletionRequest,
+        mut req: ChatCompletionRequest,
     ) -> Result<ChatStream, ApiError> {
         let mut rec = self.recorder(ctx, "chat.completions", &req.model, true);
-        match self.chat_stream_inner(ctx, &req, &mut rec).await {
-            Ok((first, rest, served, route, routed, recovery)) => {
+        match self.chat_stream_inner(ctx, &mut req, &mut rec).await {
+            Ok((mut first, rest, served, route, routed, recovery, retrieved)) => {
+                if let Some(r) = retrieved {
+                    // The first chunk says what was retrieved (citations before the answer).
+                    let mut keel = first.keel.take().unwrap_or_else(|| serde_json::json!({}));
+                    keel["retrieval"] = r.summary;
+                    first.keel = Some(keel);
+                }
                 let stream = RecordedStream::new(
                     ctx.clone(),
                     rec,
@@ -246,7 +293,7 @@ impl Pipeline {
     async fn chat_stream_inner(
         &self,
         ctx: &RequestContext,
-        req: &ChatCompletionRequest,
+        req: &mut ChatCompletionRequest,
         rec: &mut Recorder,
     ) -> Result<
         (
@@ -256,6 +303,7 @@ impl Pipeline {
             String,
             Routed,
             Option<Recovery>,
+            Option<Retrieved>,
         ),
         ApiError,
     > {
@@ -264,7 +312,9 @@ impl Pipeline {
         rec.route(&resolved.route);
         self.admit(ctx, &resolved, admit::chat_ask(req), rec)
             .await?;
-        rec.pass_through(&BEFORE_ROUTE);
+        rec.pass_through(&BEFORE_CONTEXT);
+        let retrieved = self.context(ctx, &resolved, req, rec).await;
+        let req = &*req;
         let candidates = Self::chat_candidates(&resolved, req)?;
         let plan = routing::plan(&resolved, req, candidates)?;
         rec.route_reason(&plan.reason);
@@ -282,7 +332,7 @@ impl Pipeline {
                 rec.mark(Stage::Attempts, StageOutcome::Ok);
                 rec.pass_through(&AFTER_ANSWER);
                 let (first, rest) = routing::replay_stream(resp);
-                return Ok((first, rest, served, resolved.route, routed, None));
+                return Ok((first, rest, served, resolved.route, routed, None, retrieved));
             }
             candidates = &candidates[candidates.len().saturating_sub(1)..];
         }
@@ -323,7 +373,7 @@ impl Pipeline {
         rec.routed(&routed);
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         rec.pass_through(&AFTER_ANSWER);
-        Ok((first, rest, served, resolved.route, routed, recovery))
+        Ok((first, rest, served, resolved.route, routed, recovery, retrieved))
     }
 
     /// Embeddings, always as float vectors (the server encodes base64).
@@ -353,7 +403,8 @@ impl Pipeline {
         rec.route(&resolved.route);
         self.admit(ctx, &resolved, admit::embed_ask(&req), rec)
             .await?;
-        rec.pass_through(&BEFORE_ROUTE);
+        rec.pass_through(&BEFORE_CONTEXT);
+        rec.mark(Stage::Context, StageOutcome::Pass);
         let candidates: Vec<Candidate> = resolved
             .candidates
             .iter()

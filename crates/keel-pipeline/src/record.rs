@@ -72,6 +72,7 @@ impl Recorder {
                 trust_score: None,
                 grounding_score: None,
                 policy_action: None,
+                retrieved: Vec::new(),
             },
             stages,
             last_mark: Instant::now(),
@@ -121,6 +122,11 @@ impl Recorder {
     }
 
     /// Ends the current stage: it ran from the end of the previous one until now.
+    /// The passages the context stage gave the model (for the trace).
+    pub fn retrieved(&mut self, passages: Vec<serde_json::Value>) {
+        self.raw.retrieved = passages;
+    }
+
     pub fn mark(&mut self, stage: Stage, outcome: StageOutcome) {
         let now = Instant::now();
         self.stages.mark(stage, outcome);

@@ -85,8 +85,11 @@ impl Runtime {
         } else {
             None
         };
+        let library = Arc::new(crate::collections::library(config, &catalog));
         Ok(Self {
-            pipeline: Pipeline::new(catalog, observer).with_admission(Arc::new(admission)),
+            pipeline: Pipeline::new(catalog, observer)
+                .with_admission(Arc::new(admission))
+                .with_library(library),
             registry,
             tracker,
             traces,
@@ -100,6 +103,11 @@ impl Runtime {
     /// Flushes every queued request record, trace and span, and stops the background tasks.
     pub async fn shutdown(self) {
         self.stop_retention.cancel();
+        if let Some(l) = self.pipeline.library() {
+            let l = l.clone();
+            // Vector snapshots (the store replays whatever they miss on the next start).
+            let _ = tokio::task::spawn_blocking(move || l.flush()).await;
+        }
         if let Some(d) = self.drift {
             d.shutdown().await;
         }
@@ -192,7 +200,7 @@ fn start_observe(
 }
 
 /// Embeds drift samples with the configured embeddings model, straight through its provider.
-fn embed_fn(catalog: &Catalog, name: &str) -> Result<EmbedFn, StartError> {
+pub(crate) fn embed_fn(catalog: &Catalog, name: &str) -> Result<EmbedFn, StartError> {
     let c = catalog
         .resolve(name)
         .and_then(|r| r.candidates.first().cloned())

@@ -42,6 +42,8 @@ pub struct RawTrace {
     pub trust_score: Option<f64>,
     pub grounding_score: Option<f64>,
     pub policy_action: Option<String>,
+    /// Passages the context stage gave the model, with their scores.
+    pub retrieved: Vec<serde_json::Value>,
 }
 
 /// The answer as the client got it.
@@ -194,7 +196,7 @@ impl RawTrace {
             policy_action: self.policy_action,
             content_mode: mode,
             spans,
-            content: content(r, &self.stages, seen, mode),
+            content: content(r, &self.stages, &self.retrieved, seen, mode),
         }
     }
 }
@@ -242,6 +244,7 @@ fn answer_meta<'a>(seen: &'a Seen<'_>) -> (Attrs, Option<&'a str>) {
 fn content(
     r: &RequestRecord,
     stages: &[StageMark],
+    retrieved: &[serde_json::Value],
     seen: &Seen<'_>,
     mode: ContentMode,
 ) -> TraceContent {
@@ -256,6 +259,20 @@ fn content(
         stages: serde_json::Value::Array(stage_list),
         ..TraceContent::default()
     };
+    // Passages: ids and scores always; their text as the content mode allows.
+    c.retrieved = retrieved
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            if let Some(obj) = p.as_object_mut() {
+                let text = obj.remove("text");
+                if let Some(t) = text.and_then(|t| capture(mode, t)) {
+                    obj.insert("text".into(), t);
+                }
+            }
+            p
+        })
+        .collect();
     if mode == ContentMode::None {
         return c;
     }

@@ -89,6 +89,22 @@ impl LocalProvider {
     }
 }
 
+/// The `tokenizer.json` of the embeddings model this provider serves (it may not be fetched
+/// yet): what retrieval counts chunk tokens with.
+pub fn embeddings_tokenizer(cfg: &LocalProviderConfig) -> Option<std::path::PathBuf> {
+    let dir = match &cfg.embeddings_dir {
+        Some(d) => d.clone(),
+        None => {
+            let cache = match &cfg.cache_dir {
+                Some(c) => c.clone(),
+                None => keel_config::defaults::cache_dir(),
+            };
+            keel_local::fetch::embeddings_dir(&cache)
+        }
+    };
+    Some(dir.join("tokenizer.json"))
+}
+
 fn load(cfg: &LocalProviderConfig, default_cache: &std::path::Path) -> Result<Engines, LocalError> {
     let cache = cfg
         .cache_dir
