@@ -10,7 +10,8 @@ use axum::extract::{Request, State};
 use axum::http::{Method, Uri};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
 use futures::StreamExt;
 use keel_types::{ApiError, ErrorCode};
 use std::any::Any;
@@ -45,6 +46,31 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(routes::metrics::metrics_handler))
         .route("/v1/traces", get(routes::traces::list_handler))
         .route("/v1/traces/{id}", get(routes::traces::get_handler))
+        .route(
+            "/v1/collections",
+            post(routes::collections::create_handler).get(routes::collections::list_handler),
+        )
+        .route(
+            "/v1/collections/{name}",
+            get(routes::collections::get_handler).patch(routes::collections::patch_handler),
+        )
+        .route(
+            "/v1/collections/{name}/documents",
+            post(routes::collections::documents_handler).layer(DefaultBodyLimit::max(
+                state
+                    .pipeline
+                    .library()
+                    .map_or(state.max_body_bytes, |l| l.max_document_bytes() * 2),
+            )),
+        )
+        .route(
+            "/v1/collections/{name}/documents/{*id}",
+            delete(routes::collections::delete_document_handler),
+        )
+        .route(
+            "/v1/collections/{name}/search",
+            post(routes::collections::search_handler),
+        )
         .fallback(not_found_handler)
         .method_not_allowed_fallback(method_not_allowed_handler)
         .layer(from_fn_with_state(state.clone(), auth_layer))

@@ -24,6 +24,8 @@ pub enum ErrorCode {
     ModelNotFound,
     NotFound,
     MethodNotAllowed,
+    /// The resource exists in another state (a collection with other settings).
+    Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidApiKey,
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::ModelNotFound => ("invalid_request_error", 404, Client, false),
             Self::NotFound => ("invalid_request_error", 404, Client, false),
             Self::MethodNotAllowed => ("invalid_request_error", 405, Client, false),
+            Self::Conflict => ("invalid_request_error", 409, Client, false),
             Self::PayloadTooLarge => ("invalid_request_error", 413, Client, false),
             Self::UnsupportedMediaType => ("invalid_request_error", 415, Client, false),
             Self::InvalidApiKey => ("authentication_error", 401, Client, false),

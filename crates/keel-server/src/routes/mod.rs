@@ -1,6 +1,7 @@
 //! One module per endpoint; handlers are named `*_handler`.
 
 pub mod chat;
+pub mod collections;
 pub mod embeddings;
 pub mod health;
 pub mod messages;

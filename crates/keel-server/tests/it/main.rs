@@ -4,6 +4,7 @@
 mod admission;
 mod drift;
 mod metrics;
+mod retrieval;
 mod routing;
 mod streams;
 mod support;
