@@ -1,6 +1,8 @@
 //! The keel binary: `serve`, `ask`, `config validate`, `models fetch`, `keys new`.
 //! The only crate that uses anyhow.
 
+mod ingest;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use keel_config::KeelConfig;
@@ -48,6 +50,19 @@ enum Command {
         max_tokens: Option<u32>,
         #[arg(long)]
         temperature: Option<f32>,
+    },
+    /// Add or update documents (files, directories, URLs) in a collection, creating it if
+    /// needed; prints a summary and exits non-zero if any document failed.
+    Ingest {
+        collection: String,
+        /// Files, directories (walked for .txt .md .html .pdf) and http(s) URLs.
+        #[arg(required = true)]
+        inputs: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The tenant whose collection it is (default: the keyless local tenant).
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// Configuration commands.
     Config {
@@ -109,6 +124,19 @@ fn main() -> ExitCode {
         Command::Serve { config, listen } => {
             runtime().and_then(|rt| rt.block_on(serve(config.as_deref(), listen)))
         }
+        Command::Ingest {
+            collection,
+            inputs,
+            config,
+            tenant,
+        } => runtime().and_then(|rt| {
+            rt.block_on(ingest::run(ingest::Args {
+                config,
+                collection,
+                inputs,
+                tenant,
+            }))
+        }),
         Command::Ask {
             question,
             model,
