@@ -102,13 +102,21 @@ pub fn check(
     err: &mut impl FnMut(String, String),
 ) {
     if r.max_document_bytes == 0 {
-        err("retrieval.max_document_bytes".into(), "must be positive".into());
+        err(
+            "retrieval.max_document_bytes".into(),
+            "must be positive".into(),
+        );
     }
     if r.fetch.max_redirects > 20 {
-        err("retrieval.fetch.max_redirects".into(), "must be at most 20".into());
+        err(
+            "retrieval.fetch.max_redirects".into(),
+            "must be at most 20".into(),
+        );
     }
     for (name, route) in routes {
-        let Some(step) = &route.retrieval else { continue };
+        let Some(step) = &route.retrieval else {
+            continue;
+        };
         let path = format!("routes.{name}.retrieval");
         let valid_name = !step.collection.is_empty()
             && step.collection.len() <= 64

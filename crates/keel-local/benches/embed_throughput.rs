@@ -15,9 +15,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = keel_local::fetch::ensure_embeddings(&cache)?;
     let embedder = keel_local::embed::Embedder::load(&dir, Default::default())?;
     // Warm-up.
-    embedder.embed(texts.iter().take(32).cloned().collect()).await?;
+    embedder
+        .embed(texts.iter().take(32).cloned().collect())
+        .await?;
     for batch in [32usize, 1] {
-        let n = if batch == 1 { texts.len().min(200) } else { texts.len() };
+        let n = if batch == 1 {
+            texts.len().min(200)
+        } else {
+            texts.len()
+        };
         let t = Instant::now();
         let mut tokens = 0u64;
         for group in texts[..n].chunks(batch) {

@@ -36,10 +36,7 @@ pub fn library(config: &KeelConfig, catalog: &Catalog) -> Library {
         if let Ok(embed) = crate::runtime::embed_fn(catalog, &name) {
             embedders.insert(
                 name.clone(),
-                Arc::new(CatalogEmbedder {
-                    model: name,
-                    embed,
-                }),
+                Arc::new(CatalogEmbedder { model: name, embed }),
             );
         }
     }

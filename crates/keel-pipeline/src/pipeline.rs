@@ -373,7 +373,15 @@ impl Pipeline {
         rec.routed(&routed);
         rec.mark(Stage::Attempts, StageOutcome::Ok);
         rec.pass_through(&AFTER_ANSWER);
-        Ok((first, rest, served, resolved.route, routed, recovery, retrieved))
+        Ok((
+            first,
+            rest,
+            served,
+            resolved.route,
+            routed,
+            recovery,
+            retrieved,
+        ))
     }
 
     /// Embeddings, always as float vectors (the server encodes base64).

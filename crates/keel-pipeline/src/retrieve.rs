@@ -79,10 +79,11 @@ pub async fn run(
     let collection = match library.get(ctx.tenant.as_deref(), &step.collection) {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return Some(status(step, "no_collection", format!(
-                "this tenant has no collection \"{}\"",
-                step.collection
-            )));
+            return Some(status(
+                step,
+                "no_collection",
+                format!("this tenant has no collection \"{}\"", step.collection),
+            ));
         }
         Err(e) => return Some(status(step, "failed", e.to_string())),
     };
@@ -170,7 +171,11 @@ fn summarise(step: &RouteRetrievalConfig, hits: &[Hit], mode: Mode) -> Retrieved
             "source_version": h.source_version,
         })
     };
-    let citations: Vec<Value> = hits.iter().enumerate().map(|(i, h)| citation(i, h)).collect();
+    let citations: Vec<Value> = hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| citation(i, h))
+        .collect();
     let passages = hits
         .iter()
         .enumerate()

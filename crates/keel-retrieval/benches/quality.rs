@@ -93,7 +93,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         questions.push((question, item));
     }
-    eprintln!("{} questions over {} distinct passages", questions.len(), passages.len());
+    eprintln!(
+        "{} questions over {} distinct passages",
+        questions.len(),
+        passages.len()
+    );
     let emb_dir = keel_local::fetch::ensure_embeddings(&cache)?;
     let local = keel_local::embed::Embedder::load(&emb_dir, Default::default())?;
     let embedder: Arc<dyn Embedder> = Arc::new(Local(local));
@@ -141,7 +145,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let texts = group.iter().map(|(q, _)| q.clone()).collect();
         qvecs.extend(embedder.embed(texts).await?.into_iter().map(normalise));
     }
-    eprintln!("embedded {} queries in {:.1}s", qvecs.len(), t1.elapsed().as_secs_f64());
+    eprintln!(
+        "embedded {} queries in {:.1}s",
+        qvecs.len(),
+        t1.elapsed().as_secs_f64()
+    );
     let configs: [(&str, Mode, Fusion); 4] = [
         ("bm25", Mode::Bm25, Fusion::Rrf),
         ("dense", Mode::Dense, Fusion::Rrf),

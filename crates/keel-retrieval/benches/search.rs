@@ -123,7 +123,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_age_seconds: None,
     };
     let rss0 = rss_kib();
-    let c = Collection::open("bench", dir.path(), Some(settings), keel_retrieval::chunk::TokenCounter::Estimate)?;
+    let c = Collection::open(
+        "bench",
+        dir.path(),
+        Some(settings),
+        keel_retrieval::chunk::TokenCounter::Estimate,
+    )?;
     let mut r = Rng(42);
     let t0 = Instant::now();
     let per_batch = 500;
@@ -166,7 +171,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queries: Vec<(String, Vec<f32>)> = (0..500)
         .map(|i| {
             let topic = i % TOPICS;
-            let text = format!("topic{topic} k{topic}x{} k{topic}x{} {}", i % 12, (i + 5) % 12, word(&mut r));
+            let text = format!(
+                "topic{topic} k{topic}x{} k{topic}x{} {}",
+                i % 12,
+                (i + 5) % 12,
+                word(&mut r)
+            );
             let v = centre(topic).iter().map(|x| x + 0.06 * r.gauss()).collect();
             (text, normalise(v))
         })
@@ -183,21 +193,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (text, v) in &queries {
             let q = SearchQuery::new(text.clone(), 10, mode);
             let filter = filtered.then(|| {
-                Filter::parse(&serde_json::json!({"shard": {"$in": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}}), "filters")
-                    .unwrap_or_else(|_| Filter::equalities([]))
+                Filter::parse(
+                    &serde_json::json!({"shard": {"$in": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}}),
+                    "filters",
+                )
+                .unwrap_or_else(|_| Filter::equalities([]))
             });
             let t = Instant::now();
             let hits = c.search_with(&q, filter, Some(v))?;
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
             assert!(!hits.is_empty());
         }
-        println!("| {name} | {:.2} | {:.2} |", pct(&mut ms, 0.5), pct(&mut ms, 0.99));
+        println!(
+            "| {name} | {:.2} | {:.2} |",
+            pct(&mut ms, 0.5),
+            pct(&mut ms, 0.99)
+        );
     }
 
     // The real query embedding, end to end with the hybrid search.
-    if let Ok(cache) = std::env::var("KEEL_CACHE_DIR").map(std::path::PathBuf::from).or_else(|_| {
-        std::env::var("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/keel"))
-    }) {
+    if let Ok(cache) = std::env::var("KEEL_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/keel")))
+    {
         let emb_dir = keel_local::fetch::ensure_embeddings(&cache)?;
         let minilm = keel_local::embed::Embedder::load(&emb_dir, Default::default())?;
         let mut ms = Vec::new();
@@ -208,7 +226,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             c.search_with(&q, None, Some(v))?;
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-        println!("| hybrid incl. MiniLM query embedding (200 queries) | {:.2} | {:.2} |", pct(&mut ms, 0.5), pct(&mut ms, 0.99));
+        println!(
+            "| hybrid incl. MiniLM query embedding (200 queries) | {:.2} | {:.2} |",
+            pct(&mut ms, 0.5),
+            pct(&mut ms, 0.99)
+        );
     }
     Ok(())
 }

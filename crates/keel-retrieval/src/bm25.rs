@@ -12,8 +12,7 @@ use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter,
-    TextAnalyzer,
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
@@ -74,8 +73,8 @@ impl Bm25 {
     pub fn open(dir: &Path) -> Result<(Self, Option<u64>), Bm25Error> {
         std::fs::create_dir_all(dir).map_err(|e| Bm25Error(e.to_string()))?;
         let (schema, key, text, title) = schema();
-        let directory = tantivy::directory::MmapDirectory::open(dir)
-            .map_err(|e| Bm25Error(e.to_string()))?;
+        let directory =
+            tantivy::directory::MmapDirectory::open(dir).map_err(|e| Bm25Error(e.to_string()))?;
         let index = Index::open_or_create(directory, schema)?;
         index.tokenizers().register(ANALYZER, analyzer());
         let generation = index
@@ -118,7 +117,8 @@ impl Bm25 {
     }
 
     pub fn remove(&self, key: u64) -> Result<(), Bm25Error> {
-        self.writer()?.delete_term(Term::from_field_u64(self.key, key));
+        self.writer()?
+            .delete_term(Term::from_field_u64(self.key, key));
         Ok(())
     }
 
@@ -222,14 +222,20 @@ mod tests {
     #[test]
     fn finds_by_stemmed_words_and_ranks_by_bm25() {
         let (_d, b) = index();
-        b.add(1, "Cats", "Cats are small carnivorous mammals that purr.").unwrap();
-        b.add(2, "Dogs", "Dogs bark loudly and chase cats sometimes.").unwrap();
+        b.add(1, "Cats", "Cats are small carnivorous mammals that purr.")
+            .unwrap();
+        b.add(2, "Dogs", "Dogs bark loudly and chase cats sometimes.")
+            .unwrap();
         b.add(3, "Birds", "Birds fly south in the winter.").unwrap();
         b.commit(1).unwrap();
         let hits = b.search("purring cat", 10, None).unwrap();
         assert_eq!(hits[0].0, 1, "{hits:?}");
         assert!(hits.iter().all(|(k, _)| *k != 3));
-        assert!(b.search("\"unbalanced (query: +-", 5, None).unwrap().is_empty());
+        assert!(
+            b.search("\"unbalanced (query: +-", 5, None)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -239,11 +245,10 @@ mod tests {
         for k in 0..50 {
             b.add(k, "", "apple apple apple apple").unwrap();
         }
-        b.add(100, "", "an apple and many other words here").unwrap();
-        b.commit(1).unwrap();
-        let hits = b
-            .search("apple", 3, Some(Arc::new(|k| k == 100)))
+        b.add(100, "", "an apple and many other words here")
             .unwrap();
+        b.commit(1).unwrap();
+        let hits = b.search("apple", 3, Some(Arc::new(|k| k == 100))).unwrap();
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![100]);
     }
 

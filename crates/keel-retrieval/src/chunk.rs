@@ -280,10 +280,18 @@ mod tests {
         let pieces = split(&text, Format::Text, &s, &TokenCounter::Estimate).unwrap();
         assert!(pieces.len() > 5);
         for p in &pieces {
-            assert!(TokenCounter::Estimate.count(&p.text) <= 60, "{}", p.text.len());
+            assert!(
+                TokenCounter::Estimate.count(&p.text) <= 60,
+                "{}",
+                p.text.len()
+            );
         }
         // With an overlap of more than a sentence, consecutive pieces share a sentence.
-        assert!(pieces.windows(2).any(|w| w[1].start < w[0].end), "{:?}", pieces.iter().map(|p| (p.start, p.end)).collect::<Vec<_>>());
+        assert!(
+            pieces.windows(2).any(|w| w[1].start < w[0].end),
+            "{:?}",
+            pieces.iter().map(|p| (p.start, p.end)).collect::<Vec<_>>()
+        );
         // Together the pieces cover the whole text.
         assert_eq!(pieces[0].start, 0);
         assert_eq!(pieces.last().unwrap().end, text.trim_end().len());

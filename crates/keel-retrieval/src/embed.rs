@@ -44,7 +44,10 @@ pub async fn embed_all(
             pending.fetch_sub(n, Ordering::Relaxed);
             match out {
                 Ok(v) if v.len() == n => Ok(v),
-                Ok(v) => Err(format!("the embeddings model returned {} vectors for {n} texts", v.len())),
+                Ok(v) => Err(format!(
+                    "the embeddings model returned {} vectors for {n} texts",
+                    v.len()
+                )),
                 Err(e) => Err(e),
             }
         }

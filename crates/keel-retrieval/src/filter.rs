@@ -38,7 +38,9 @@ impl Filter {
         for (field, cond) in map {
             let path = format!("{param}.{field}");
             if field.is_empty() || field.starts_with('$') {
-                return Err(format!("{path}: a field name must not be empty or start with '$'"));
+                return Err(format!(
+                    "{path}: a field name must not be empty or start with '$'"
+                ));
             }
             match cond {
                 Value::Object(ops) => {
@@ -108,7 +110,10 @@ fn parse_op(op: &str, v: &Value, path: &str) -> Result<Cond, String> {
                 op,
                 value: v.clone(),
             }),
-            _ => Err(format!("{path}.{}: must be a number or a string", op_name(op))),
+            _ => Err(format!(
+                "{path}.{}: must be a number or a string",
+                op_name(op)
+            )),
         }
     };
     match op {
@@ -205,11 +210,20 @@ mod tests {
             "filters",
         )
         .unwrap();
-        assert!(f.matches("d", &meta(json!({"lang": "en", "year": 2021, "tag": ["x", "b"]}))));
+        assert!(f.matches(
+            "d",
+            &meta(json!({"lang": "en", "year": 2021, "tag": ["x", "b"]}))
+        ));
         assert!(!f.matches("d", &meta(json!({"lang": "de", "year": 2021, "tag": "a"}))));
         assert!(!f.matches("d", &meta(json!({"lang": "en", "year": 2024, "tag": "a"}))));
-        assert!(!f.matches("d", &meta(json!({"lang": "en", "year": 2020.0, "tag": "c"}))));
-        assert!(f.matches("d", &meta(json!({"lang": "en", "year": 2020.0, "tag": "a"}))));
+        assert!(!f.matches(
+            "d",
+            &meta(json!({"lang": "en", "year": 2020.0, "tag": "c"}))
+        ));
+        assert!(f.matches(
+            "d",
+            &meta(json!({"lang": "en", "year": 2020.0, "tag": "a"}))
+        ));
         // A missing field fails a positive condition.
         assert!(!f.matches("d", &meta(json!({"lang": "en", "tag": "a"}))));
     }
@@ -237,7 +251,10 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = Filter::parse(&json!({"year": {"$around": 3}}), "filters").unwrap_err();
-        assert!(e.starts_with("filters.year: unknown operator \"$around\""), "{e}");
+        assert!(
+            e.starts_with("filters.year: unknown operator \"$around\""),
+            "{e}"
+        );
         let e = Filter::parse(&json!({"tag": {"$in": []}}), "filters").unwrap_err();
         assert!(e.starts_with("filters.tag.$in"), "{e}");
         let e = Filter::parse(&json!({"x": [1]}), "filters").unwrap_err();

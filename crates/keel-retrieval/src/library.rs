@@ -3,7 +3,9 @@
 //! directory: collections are looked up by (tenant, name), never by path.
 
 use crate::chunk::TokenCounter;
-use crate::collection::{Collection, CollectionError, DocInput, DocOutcome, DocStatus, Settings, Stats};
+use crate::collection::{
+    Collection, CollectionError, DocInput, DocOutcome, DocStatus, Settings, Stats,
+};
 use crate::embed::EmbedderSource;
 use crate::extract::{self, Format};
 use crate::fetch::{FetchPolicy, Fetcher};
@@ -31,7 +33,10 @@ pub struct Library {
 #[derive(Debug, Clone)]
 pub enum Body {
     /// Text given inline; Markdown unless `format` says otherwise.
-    Text { text: String, format: Option<Format> },
+    Text {
+        text: String,
+        format: Option<Format>,
+    },
     Url(String),
     /// An uploaded or local file.
     File {
@@ -172,7 +177,11 @@ impl Library {
     }
 
     /// The tenant's collection `name`, opened on first use (`None`: it does not exist).
-    pub fn get(&self, tenant: Option<&str>, name: &str) -> Result<Option<Arc<Collection>>, CollectionError> {
+    pub fn get(
+        &self,
+        tenant: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Arc<Collection>>, CollectionError> {
         check_name(name).map_err(CollectionError::Invalid)?;
         let key = (tenant_dir(tenant), name.to_owned());
         if let Some(c) = self.map().get(&key) {
@@ -285,9 +294,13 @@ impl Library {
         };
         crate::collection::check_id(&id).map_err(|m| fail("invalid", format!("id: {m}")))?;
         let (source, name, content_type, bytes, hint) = match s.body {
-            Body::Text { text, format } => {
-                ("inline".to_owned(), None, None, text.into_bytes(), Some(format.unwrap_or(Format::Markdown)))
-            }
+            Body::Text { text, format } => (
+                "inline".to_owned(),
+                None,
+                None,
+                text.into_bytes(),
+                Some(format.unwrap_or(Format::Markdown)),
+            ),
             Body::File {
                 name,
                 content_type,
@@ -295,7 +308,11 @@ impl Library {
             } => (name.clone(), Some(name), content_type, bytes, None),
             Body::Url(url) => {
                 let f = self.fetcher.fetch(&url).await.map_err(|e| {
-                    let reason = if e.reason() == "blocked" { "blocked" } else { "fetch" };
+                    let reason = if e.reason() == "blocked" {
+                        "blocked"
+                    } else {
+                        "fetch"
+                    };
                     fail(reason, format!("{url}: {e}"))
                 })?;
                 (f.url.clone(), Some(f.url), f.content_type, f.bytes, None)

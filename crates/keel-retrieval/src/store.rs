@@ -245,8 +245,10 @@ impl Store {
 
     /// Records that an unchanged document was ingested again at `now`.
     pub fn touch(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        self.conn
-            .execute("UPDATE documents SET seen_at = ?2 WHERE id = ?1", params![id, now])?;
+        self.conn.execute(
+            "UPDATE documents SET seen_at = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
         Ok(())
     }
 
@@ -305,7 +307,10 @@ impl Store {
         while let Some(r) = rows.next()? {
             let key = r.get::<_, i64>(0)? as u64;
             if want(key) {
-                let blob = r.get_ref(1)?.as_blob().map_err(|e| StoreError(e.to_string()))?;
+                let blob = r
+                    .get_ref(1)?
+                    .as_blob()
+                    .map_err(|e| StoreError(e.to_string()))?;
                 f(key, blob_to_vec(blob));
             }
         }
@@ -355,7 +360,10 @@ impl Store {
 }
 
 /// A JSON column, its parse error reported as a conversion failure of that column.
-fn json_col<T: serde::de::DeserializeOwned>(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
+fn json_col<T: serde::de::DeserializeOwned>(
+    r: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
     let text: String = r.get(i)?;
     serde_json::from_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))

@@ -27,7 +27,9 @@ impl Embedder for Words {
                 .map(|t| {
                     let mut v = vec![0.0f32; 64];
                     for w in t.split_whitespace() {
-                        let w = w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase();
+                        let w = w
+                            .trim_matches(|c: char| !c.is_alphanumeric())
+                            .to_lowercase();
                         let h = w.bytes().fold(1469598103934665603u64 ^ salt, |h, b| {
                             (h ^ u64::from(b)).wrapping_mul(1099511628211)
                         });
@@ -74,7 +76,10 @@ fn open(dir: &std::path::Path, s: Option<Settings>) -> Collection {
 }
 
 async fn ids(c: &Collection, q: &str, mode: Mode) -> Vec<String> {
-    let hits = c.search(&SearchQuery::new(q, 5, mode), &source()).await.unwrap();
+    let hits = c
+        .search(&SearchQuery::new(q, 5, mode), &source())
+        .await
+        .unwrap();
     hits.into_iter().map(|h| h.document_id).collect()
 }
 
@@ -96,7 +101,12 @@ async fn a_lost_vector_snapshot_and_a_stale_keyword_index_are_rebuilt_from_the_s
     // Lose every vector snapshot, and make the keyword index look behind the store.
     for e in std::fs::read_dir(dir.path()).unwrap() {
         let p = e.unwrap().path();
-        if p.file_name().unwrap().to_str().unwrap().starts_with("hnsw-") {
+        if p.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("hnsw-")
+        {
             std::fs::remove_file(p).unwrap();
         }
     }
@@ -115,15 +125,21 @@ async fn a_lost_vector_snapshot_and_a_stale_keyword_index_are_rebuilt_from_the_s
 async fn documents_older_than_the_max_age_drop_out_of_results() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), Some(settings(Some(1))));
-    c.upsert(vec![doc("old", "tide tables for the harbour", json!({}))], &source())
-        .await
-        .unwrap();
+    c.upsert(
+        vec![doc("old", "tide tables for the harbour", json!({}))],
+        &source(),
+    )
+    .await
+    .unwrap();
     assert_eq!(ids(&c, "tide tables", Mode::Hybrid).await, ["old"]);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(ids(&c, "tide tables", Mode::Hybrid).await.is_empty());
     // Ingested again, even unchanged, it is current again (a nightly re-crawl keeps it).
     let out = c
-        .upsert(vec![doc("old", "tide tables for the harbour", json!({}))], &source())
+        .upsert(
+            vec![doc("old", "tide tables for the harbour", json!({}))],
+            &source(),
+        )
         .await
         .unwrap();
     assert_eq!(out[0].embedded, 0);
@@ -137,7 +153,11 @@ async fn mmr_trades_a_near_duplicate_for_a_different_passage() {
     c.upsert(
         vec![
             doc("d1", "engine oil change every season engine oil", json!({})),
-            doc("d2", "engine oil change every season engine oil filter", json!({})),
+            doc(
+                "d2",
+                "engine oil change every season engine oil filter",
+                json!({}),
+            ),
             doc("d3", "oil lamps light the cabin", json!({})),
         ],
         &source(),
@@ -145,10 +165,25 @@ async fn mmr_trades_a_near_duplicate_for_a_different_passage() {
     .await
     .unwrap();
     let mut q = SearchQuery::new("engine oil change", 2, Mode::Dense);
-    let plain: Vec<String> = c.search(&q, &source()).await.unwrap().into_iter().map(|h| h.document_id).collect();
-    assert!(plain.contains(&"d1".to_owned()) && plain.contains(&"d2".to_owned()), "{plain:?}");
+    let plain: Vec<String> = c
+        .search(&q, &source())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.document_id)
+        .collect();
+    assert!(
+        plain.contains(&"d1".to_owned()) && plain.contains(&"d2".to_owned()),
+        "{plain:?}"
+    );
     q.mmr = Some(0.3);
-    let diverse: Vec<String> = c.search(&q, &source()).await.unwrap().into_iter().map(|h| h.document_id).collect();
+    let diverse: Vec<String> = c
+        .search(&q, &source())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| h.document_id)
+        .collect();
     assert!(diverse.contains(&"d3".to_owned()), "{diverse:?}");
 }
 
@@ -157,7 +192,13 @@ async fn a_selective_filter_still_returns_k_matching_chunks_in_dense_search() {
     let dir = tempfile::tempdir().unwrap();
     let c = open(dir.path(), Some(settings(None)));
     let docs = (0..400)
-        .map(|i| doc(&format!("d{i}"), &format!("note number {i} about ropes and knots {}", i % 7), json!({"shard": i % 50})))
+        .map(|i| {
+            doc(
+                &format!("d{i}"),
+                &format!("note number {i} about ropes and knots {}", i % 7),
+                json!({"shard": i % 50}),
+            )
+        })
         .collect();
     c.upsert(docs, &source()).await.unwrap();
     let f = Filter::parse(&json!({"shard": 7}), "filters").unwrap();
@@ -178,9 +219,15 @@ async fn a_model_change_reembeds_and_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let c = open(dir.path(), Some(settings(None)));
-        c.upsert(vec![doc("a", "compass and chart", json!({})), doc("b", "bread and butter", json!({}))], &source())
-            .await
-            .unwrap();
+        c.upsert(
+            vec![
+                doc("a", "compass and chart", json!({})),
+                doc("b", "bread and butter", json!({})),
+            ],
+            &source(),
+        )
+        .await
+        .unwrap();
         assert_eq!(c.change_model("other-words", &source()).await.unwrap(), 2);
         assert_eq!(c.settings().embedding_model, "other-words");
         assert_eq!(ids(&c, "compass chart", Mode::Dense).await[0], "a");

@@ -88,7 +88,11 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let runtime = Runtime::start(&config).await?;
     eprintln!("loading models...");
-    runtime.registry.wait_ready().await.context("loading models")?;
+    runtime
+        .registry
+        .wait_ready()
+        .await
+        .context("loading models")?;
     let library = runtime
         .pipeline
         .library()

@@ -78,7 +78,9 @@ impl Collection {
         model: &str,
     ) -> Result<Arc<dyn Embedder>, CollectionError> {
         source(model).ok_or_else(|| {
-            CollectionError::Invalid(format!("the embeddings model \"{model}\" is not configured"))
+            CollectionError::Invalid(format!(
+                "the embeddings model \"{model}\" is not configured"
+            ))
         })
     }
 
@@ -102,7 +104,10 @@ impl Collection {
             let version = sha(&input.text);
             let existed = self.store().document(&input.id)?;
             if let Some(old) = &existed {
-                if old.version == version && old.title == input.title && old.metadata == input.metadata {
+                if old.version == version
+                    && old.title == input.title
+                    && old.metadata == input.metadata
+                {
                     self.touch(old, now_ms())?;
                     outcomes.push(DocOutcome {
                         id: input.id,
@@ -154,7 +159,10 @@ impl Collection {
         let mut vectors = match vectors {
             Ok(v) => v.into_iter(),
             Err(e) => {
-                self.pending.fetch_sub(n_texts.min(self.pending.load(Ordering::Relaxed)), Ordering::Relaxed);
+                self.pending.fetch_sub(
+                    n_texts.min(self.pending.load(Ordering::Relaxed)),
+                    Ordering::Relaxed,
+                );
                 return Err(CollectionError::Embedding(e));
             }
         };
@@ -238,7 +246,10 @@ impl Collection {
     ) -> Result<(), CollectionError> {
         let title_changed = {
             let st = self.read();
-            st.table.docs.get(&doc.id).is_some_and(|d| d.title != doc.title)
+            st.table
+                .docs
+                .get(&doc.id)
+                .is_some_and(|d| d.title != doc.title)
         };
         for k in &change.removed {
             self.bm25.remove(*k)?;
@@ -250,7 +261,11 @@ impl Collection {
             let kept: Vec<u64> = change.kept.iter().map(|(k, _)| *k).collect();
             for c in self.store().chunks(&kept)? {
                 self.bm25.remove(c.key)?;
-                self.bm25.add(c.key, &index_title(doc.title.as_deref(), &c.place.headings), &c.text)?;
+                self.bm25.add(
+                    c.key,
+                    &index_title(doc.title.as_deref(), &c.place.headings),
+                    &c.text,
+                )?;
             }
         }
         let info = Arc::new(DocInfo::from_row(doc));
@@ -317,7 +332,9 @@ impl Collection {
     fn maybe_save(&self) {
         {
             let mut st = self.write();
-            if st.hnsw.tombstones() * 5 > st.hnsw.len() + st.hnsw.tombstones() && st.hnsw.tombstones() > 100 {
+            if st.hnsw.tombstones() * 5 > st.hnsw.len() + st.hnsw.tombstones()
+                && st.hnsw.tombstones() > 100
+            {
                 st.hnsw.compact();
             }
         }

@@ -184,7 +184,9 @@ impl Collection {
         let (bm25, bm25_generation) = Bm25::open(&dir.join("bm25"))?;
         let mut table = Table::default();
         for d in store.documents()? {
-            table.docs.insert(d.id.clone(), Arc::new(DocInfo::from_row(&d)));
+            table
+                .docs
+                .insert(d.id.clone(), Arc::new(DocInfo::from_row(&d)));
         }
         let mut titles: HashMap<u64, (String, String)> = HashMap::new();
         let generation = store.generation()?;
@@ -199,7 +201,10 @@ impl Collection {
             }
         })?;
         if rebuild_bm25 {
-            tracing::info!(collection = name, "rebuilding the keyword index from the store");
+            tracing::info!(
+                collection = name,
+                "rebuilding the keyword index from the store"
+            );
             bm25.clear()?;
             for (key, (title, text)) in &titles {
                 bm25.add(*key, title, text)?;
@@ -215,7 +220,10 @@ impl Collection {
             _ => Hnsw::new(dim.unwrap_or(0), HnswParams::default()),
         };
         // Reconcile: drop vectors of deleted chunks, add those the snapshot missed.
-        let stale: Vec<u64> = hnsw.keys().filter(|k| !table.chunks.contains_key(k)).collect();
+        let stale: Vec<u64> = hnsw
+            .keys()
+            .filter(|k| !table.chunks.contains_key(k))
+            .collect();
         for k in &stale {
             hnsw.remove(*k);
         }
@@ -232,7 +240,10 @@ impl Collection {
         if let Some(e) = bad {
             return Err(e.into());
         }
-        let last_update = store.meta("last_update")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let last_update = store
+            .meta("last_update")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let c = Self {
             name: name.to_owned(),
             dir: dir.to_owned(),
@@ -251,7 +262,12 @@ impl Collection {
             unsaved: AtomicUsize::new(replayed + stale.len()),
         };
         if replayed + stale.len() > 0 {
-            tracing::info!(collection = name, replayed, removed = stale.len(), "vector index reconciled with the store");
+            tracing::info!(
+                collection = name,
+                replayed,
+                removed = stale.len(),
+                "vector index reconciled with the store"
+            );
             c.save_vectors()?;
         }
         Ok(c)

@@ -68,7 +68,7 @@ impl SearchQuery {
             top_k,
             mode,
             filters: None,
-            fusion: Fusion::Rrf,
+            fusion: Fusion::default(),
             alpha: default_alpha(),
             rrf_k: default_rrf_k(),
             mmr: None,
@@ -276,7 +276,9 @@ fn key_filter(st: &State, filter: Option<Filter>) -> Option<KeyFilter> {
     Some(Arc::new(move |key| {
         table.chunks.get(&key).is_some_and(|d| {
             cutoff.is_none_or(|c| d.seen_at >= c)
-                && filter.as_ref().is_none_or(|f| f.matches(&d.id, &d.metadata))
+                && filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(&d.id, &d.metadata))
         })
     }))
 }

@@ -24,7 +24,10 @@ use std::sync::Arc;
 
 fn library(state: &AppState) -> Result<Arc<Library>, OpenAiError> {
     state.pipeline.library().cloned().ok_or_else(|| {
-        OpenAiError(ApiError::new(ErrorCode::NotFound, "retrieval is not enabled"))
+        OpenAiError(ApiError::new(
+            ErrorCode::NotFound,
+            "retrieval is not enabled",
+        ))
     })
 }
 
@@ -42,11 +45,7 @@ fn invalid(message: impl Into<String>, param: &str) -> OpenAiError {
     OpenAiError(ApiError::new(ErrorCode::InvalidRequest, message).with_param(param))
 }
 
-fn collection(
-    lib: &Library,
-    caller: &Caller,
-    name: &str,
-) -> Result<Arc<Collection>, OpenAiError> {
+fn collection(lib: &Library, caller: &Caller, name: &str) -> Result<Arc<Collection>, OpenAiError> {
     lib.get(caller.tenant.as_deref(), name)
         .map_err(api)?
         .ok_or_else(|| {
@@ -55,6 +54,22 @@ fn collection(
                 format!("no collection named \"{name}\""),
             ))
         })
+}
+
+/// The library, the caller's collection `name` and the parsed JSON body.
+async fn with_body<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    body: axum::body::Body,
+) -> Result<(Arc<Library>, Arc<Collection>, T), OpenAiError> {
+    let lib = library(state)?;
+    let c = collection(&lib, caller, name)?;
+    let bytes = read_limited(body, state.max_body_bytes)
+        .await
+        .map_err(OpenAiError)?;
+    let parsed = parse_json(&bytes).map_err(OpenAiError)?;
+    Ok((lib, c, parsed))
 }
 
 fn stats_json(c: &Collection) -> Value {
@@ -81,7 +96,9 @@ pub async fn create_handler(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), OpenAiError> {
     let lib = library(&state)?;
-    let bytes = read_limited(body, state.max_body_bytes).await.map_err(OpenAiError)?;
+    let bytes = read_limited(body, state.max_body_bytes)
+        .await
+        .map_err(OpenAiError)?;
     let b: CreateBody = parse_json(&bytes).map_err(OpenAiError)?;
     keel_retrieval::library::check_name(&b.name).map_err(|m| invalid(m, "name"))?;
     let mut settings = lib.default_settings();
@@ -106,7 +123,11 @@ pub async fn create_handler(
             ),
         )));
     }
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(stats_json(&c))))
 }
 
@@ -145,13 +166,13 @@ pub async fn patch_handler(
     Path(name): Path<String>,
     body: axum::body::Body,
 ) -> Result<Json<Value>, OpenAiError> {
-    let lib = library(&state)?;
-    let c = collection(&lib, &caller, &name)?;
-    let bytes = read_limited(body, state.max_body_bytes).await.map_err(OpenAiError)?;
-    let b: PatchBody = parse_json(&bytes).map_err(OpenAiError)?;
+    let (lib, c, b) = with_body::<PatchBody>(&state, &caller, &name, body).await?;
     if (lib.embedders())(&b.embedding_model).is_none() {
         return Err(invalid(
-            format!("\"{}\" is not a configured embeddings model", b.embedding_model),
+            format!(
+                "\"{}\" is not a configured embeddings model",
+                b.embedding_model
+            ),
             "embedding_model",
         ));
     }
@@ -229,7 +250,9 @@ pub async fn documents_handler(
         multipart_sources(req, &state).await?
     } else {
         let limit = state.max_body_bytes.max(lib.max_document_bytes());
-        let bytes = read_limited(req.into_body(), limit).await.map_err(OpenAiError)?;
+        let bytes = read_limited(req.into_body(), limit)
+            .await
+            .map_err(OpenAiError)?;
         match parse_json::<DocsBody>(&bytes).map_err(OpenAiError)? {
             DocsBody::One(d) => vec![to_source(d, "document")?],
             DocsBody::Many { documents } => documents
@@ -305,7 +328,9 @@ pub async fn delete_document_handler(
     let lib = library(&state)?;
     let c = collection(&lib, &caller, &name)?;
     if c.delete(&id).await.map_err(api)? {
-        Ok(Json(json!({"object": "document", "id": id, "deleted": true})))
+        Ok(Json(
+            json!({"object": "document", "id": id, "deleted": true}),
+        ))
     } else {
         Err(OpenAiError(ApiError::new(
             ErrorCode::NotFound,
@@ -320,10 +345,7 @@ pub async fn search_handler(
     Path(name): Path<String>,
     body: axum::body::Body,
 ) -> Result<Json<Value>, OpenAiError> {
-    let lib = library(&state)?;
-    let c = collection(&lib, &caller, &name)?;
-    let bytes = read_limited(body, state.max_body_bytes).await.map_err(OpenAiError)?;
-    let q: SearchQuery = parse_json(&bytes).map_err(OpenAiError)?;
+    let (lib, c, q) = with_body::<SearchQuery>(&state, &caller, &name, body).await?;
     if let Err(m) = q.check() {
         let param = m.split([' ', ':']).next().unwrap_or("query").to_owned();
         return Err(invalid(m, &param));
