@@ -186,7 +186,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (name, mode, filtered) in [
         ("bm25", Mode::Bm25, false),
         ("dense (HNSW)", Mode::Dense, false),
-        ("hybrid (RRF)", Mode::Hybrid, false),
+        ("hybrid (weighted fusion)", Mode::Hybrid, false),
         ("hybrid, filter shard ∈ 10 of 100", Mode::Hybrid, true),
     ] {
         let mut ms = Vec::new();

@@ -58,13 +58,13 @@ pub async fn embed_all(
         all.extend(batch?.into_iter().map(normalise));
     }
     let expected = dim.or_else(|| all.first().map(Vec::len));
-    if let Some(d) = expected {
-        if let Some(v) = all.iter().find(|v| v.len() != d) {
-            return Err(format!(
-                "the embeddings model returned a {}-dimensional vector; the collection holds {d}-dimensional ones",
-                v.len()
-            ));
-        }
+    if let Some(d) = expected
+        && let Some(v) = all.iter().find(|v| v.len() != d)
+    {
+        return Err(format!(
+            "the embeddings model returned a {}-dimensional vector; the collection holds {d}-dimensional ones",
+            v.len()
+        ));
     }
     Ok(all)
 }

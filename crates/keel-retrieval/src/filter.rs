@@ -80,14 +80,12 @@ impl Filter {
 
     /// Whether a chunk of the document `document_id` with `metadata` passes.
     pub fn matches(&self, document_id: &str, metadata: &Map<String, Value>) -> bool {
-        let id = Value::String(document_id.to_owned());
         self.conditions.iter().all(|(field, cond)| {
-            let v = if field == "document_id" {
-                Some(&id)
+            if field == "document_id" {
+                cond.holds(Some(&Value::String(document_id.to_owned())))
             } else {
-                metadata.get(field)
-            };
-            cond.holds(v)
+                cond.holds(metadata.get(field))
+            }
         })
     }
 }

@@ -103,21 +103,20 @@ impl Collection {
         for input in docs {
             let version = sha(&input.text);
             let existed = self.store().document(&input.id)?;
-            if let Some(old) = &existed {
-                if old.version == version
-                    && old.title == input.title
-                    && old.metadata == input.metadata
-                {
-                    self.touch(old, now_ms())?;
-                    outcomes.push(DocOutcome {
-                        id: input.id,
-                        status: DocStatus::Unchanged,
-                        chunks: self.store().chunk_hashes(&old.id)?.len(),
-                        embedded: 0,
-                        version,
-                    });
-                    continue;
-                }
+            if let Some(old) = &existed
+                && old.version == version
+                && old.title == input.title
+                && old.metadata == input.metadata
+            {
+                self.touch(old, now_ms())?;
+                outcomes.push(DocOutcome {
+                    id: input.id,
+                    status: DocStatus::Unchanged,
+                    chunks: self.store().chunk_hashes(&old.id)?.len(),
+                    embedded: 0,
+                    version,
+                });
+                continue;
             }
             let pieces = chunk::split(&input.text, input.format, &settings.chunking, &self.counter)
                 .map_err(CollectionError::Invalid)?;
@@ -281,13 +280,13 @@ impl Collection {
             table.chunks.insert(*k, info.clone());
         }
         table.docs.insert(doc.id.clone(), info);
-        if st.dim.is_none() {
-            if let Some(c) = change.added.first() {
-                let dim = c.embedding.len();
-                st.dim = Some(dim);
-                st.hnsw = Hnsw::new(dim, HnswParams::default());
-                self.store().set_meta("dim", &dim.to_string())?;
-            }
+        if st.dim.is_none()
+            && let Some(c) = change.added.first()
+        {
+            let dim = c.embedding.len();
+            st.dim = Some(dim);
+            st.hnsw = Hnsw::new(dim, HnswParams::default());
+            self.store().set_meta("dim", &dim.to_string())?;
         }
         for k in &change.removed {
             st.hnsw.remove(*k);
@@ -339,10 +338,11 @@ impl Collection {
             }
         }
         let (unsaved, len) = (self.unsaved.load(Ordering::Relaxed), self.read().hnsw.len());
-        if unsaved > 0 && (len < 50_000 || unsaved * 20 >= len) {
-            if let Err(e) = self.save_vectors() {
-                tracing::warn!(collection = %self.name, error = %e, "vector snapshot failed; the store still has every vector");
-            }
+        if unsaved > 0
+            && (len < 50_000 || unsaved * 20 >= len)
+            && let Err(e) = self.save_vectors()
+        {
+            tracing::warn!(collection = %self.name, error = %e, "vector snapshot failed; the store still has every vector");
         }
     }
 

@@ -90,7 +90,7 @@ impl SearchQuery {
         if !(0.0..=1.0).contains(&self.alpha) {
             return Err("alpha must be between 0 and 1".into());
         }
-        if !(self.rrf_k > 0.0) {
+        if self.rrf_k.is_nan() || self.rrf_k <= 0.0 {
             return Err("rrf_k must be positive".into());
         }
         if self.mmr.is_some_and(|l| !(0.0..=1.0).contains(&l)) {
