@@ -100,9 +100,9 @@ pub async fn run(
     let filter = filters(step, req);
     let vector = match q.mode {
         Mode::Bm25 => None,
-        _ => match embed_query(library, &collection, &q.query).await {
+        _ => match collection.embed_query(&q.query, library.embedders()).await {
             Ok(v) => v,
-            Err(e) => return Some(status(step, "failed", e)),
+            Err(e) => return Some(status(step, "failed", e.to_string())),
         },
     };
     let hits = match collection.search_with(&q, filter, vector.as_deref()) {
@@ -113,18 +113,6 @@ pub async fn run(
         inject(req, &hits);
     }
     Some(summarise(step, &hits, q.mode))
-}
-
-async fn embed_query(
-    library: &Library,
-    collection: &keel_retrieval::Collection,
-    text: &str,
-) -> Result<Option<Vec<f32>>, String> {
-    let model = collection.settings().embedding_model;
-    let embedder = (library.embedders())(&model)
-        .ok_or_else(|| format!("the embeddings model \"{model}\" is not configured"))?;
-    let mut v = embedder.embed(vec![text.to_owned()]).await?;
-    Ok(v.pop().map(keel_retrieval::embed::normalise))
 }
 
 /// The sources block: `[n] title › headings` then the passage, inside `<sources>`.

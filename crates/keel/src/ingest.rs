@@ -5,7 +5,6 @@
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use keel_pipeline::Runtime;
 use keel_retrieval::{Body, Source};
 use serde_json::Map;
 use std::path::{Path, PathBuf};
@@ -86,13 +85,7 @@ pub async fn run(args: Args) -> Result<()> {
     if sources.is_empty() {
         bail!("nothing to ingest: no text, Markdown, HTML or PDF files found");
     }
-    let runtime = Runtime::start(&config).await?;
-    eprintln!("loading models...");
-    runtime
-        .registry
-        .wait_ready()
-        .await
-        .context("loading models")?;
+    let runtime = crate::start_ready(&config).await?;
     let library = runtime
         .pipeline
         .library()

@@ -169,6 +169,18 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// The runtime of an in-process command, once its models are loaded.
+async fn start_ready(config: &KeelConfig) -> Result<Runtime> {
+    let runtime = Runtime::start(config).await?;
+    eprintln!("loading models...");
+    runtime
+        .registry
+        .wait_ready()
+        .await
+        .context("loading models")?;
+    Ok(runtime)
+}
+
 fn load_config(path: Option<&Path>) -> Result<KeelConfig> {
     let result = match path {
         Some(p) => keel_config::load_file(p),
@@ -276,13 +288,7 @@ async fn ask(
     temperature: Option<f32>,
 ) -> Result<()> {
     let config = load_config(config)?;
-    let runtime = Runtime::start(&config).await?;
-    eprintln!("loading models...");
-    runtime
-        .registry
-        .wait_ready()
-        .await
-        .context("loading models")?;
+    let runtime = start_ready(&config).await?;
     let request = ChatCompletionRequest {
         model,
         messages: vec![ChatMessage::text(Role::User, question)],

@@ -141,17 +141,24 @@ impl Collection {
         let filter = q.check().map_err(CollectionError::Invalid)?;
         let vector = match q.mode {
             Mode::Bm25 => None,
-            Mode::Dense | Mode::Hybrid => {
-                let model = self.settings().embedding_model;
-                let e = self.embedder_for(embedders, &model)?;
-                let mut v = e
-                    .embed(vec![q.query.clone()])
-                    .await
-                    .map_err(CollectionError::Embedding)?;
-                v.pop().map(normalise)
-            }
+            Mode::Dense | Mode::Hybrid => self.embed_query(&q.query, embedders).await?,
         };
         self.search_with(q, filter, vector.as_deref())
+    }
+
+    /// The query's vector from the collection's embeddings model, normalised.
+    pub async fn embed_query(
+        &self,
+        text: &str,
+        embedders: &EmbedderSource,
+    ) -> Result<Option<Vec<f32>>, CollectionError> {
+        let model = self.settings().embedding_model;
+        let e = self.embedder_for(embedders, &model)?;
+        let mut v = e
+            .embed(vec![text.to_owned()])
+            .await
+            .map_err(CollectionError::Embedding)?;
+        Ok(v.pop().map(normalise))
     }
 
     /// Searches with an already embedded (normalised) query vector.
