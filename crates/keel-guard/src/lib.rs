@@ -1,0 +1,32 @@
+//! Policy enforcement: scanners that look at text (PII, secrets, prompt injection, topics,
+//! toxicity, leakage, output checks) and the policy engine that runs them as ordered rails per
+//! stage (input, retrieved context, output, streaming output) and decides an action.
+//!
+//! No HTTP and no model inference here: a scanner that needs a MiniLM embedding (the injection
+//! classifier, system-prompt similarity) receives it precomputed in [`ScanInput`]; the
+//! pipeline computes it once per text through its embeddings model.
+//!
+//! Code map:
+//! - [`scan`]: the `Scanner` trait and what a scan returns (`Scan`, `Finding`).
+//! - [`pii`]: PII recognizers (checksummed where the entity has one), custom regex recognizers.
+//! - [`secrets`]: provider API keys, private keys, JWTs, high-entropy tokens.
+//! - [`redact`]: reversible redaction into typed placeholders, restoration (also across
+//!   streamed chunks).
+//! - [`normalize`]: text de-obfuscation shared by the injection heuristics.
+//! - [`injection`]: prompt injection and jailbreak heuristics, the MLP over MiniLM embeddings,
+//!   and their calibrated combination.
+//! - [`lists`]: topic and keyword deny/allow lists (Aho-Corasick), the toxicity lexicon.
+//! - [`leak`]: system-prompt leakage (canary tokens, similarity to the system prompt).
+//! - [`output`]: JSON schema validation, URL and markdown-image exfiltration.
+
+pub mod injection;
+pub mod leak;
+pub mod lists;
+pub mod normalize;
+pub mod output;
+pub mod pii;
+pub mod redact;
+pub mod scan;
+pub mod secrets;
+
+pub use scan::{Finding, GuardStage, Scan, ScanError, ScanInput, Scanner};
