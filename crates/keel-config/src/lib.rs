@@ -9,12 +9,14 @@
 //! - [`observe`]: `[observe]`, logs, traces, metrics and drift settings.
 //! - [`retrieval`]: `[retrieval]` (collections, document limits, URL fetching) and a route's
 //!   `retrieval` step.
+//! - [`guard`]: `[guard]` (types in `keel_guard::config`) and a route's `policy`: checks.
 //! - [`resilience`]: a route's `stream_recovery` and `hedge`, and their checks.
 //! - `routing`: validation of a route's strategy settings (`strategy`, `weights`, `cascade`).
 //! - [`validate`]: pure cross-reference checks (`routes.support.models[1]: unknown model "x"`).
 
 pub mod admission;
 pub mod defaults;
+pub mod guard;
 pub mod load;
 pub mod model;
 pub mod observe;

@@ -29,6 +29,9 @@ pub struct KeelConfig {
     pub admission: crate::admission::AdmissionConfig,
     #[serde(default)]
     pub retrieval: crate::retrieval::RetrievalConfig,
+    /// Policy enforcement: scanners, policies, which tenant gets which policy.
+    #[serde(default)]
+    pub guard: keel_guard::GuardConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -326,6 +329,9 @@ pub struct RouteConfig {
     /// Ground answers in a collection's passages; `None`: no retrieval.
     #[serde(default)]
     pub retrieval: Option<crate::retrieval::RouteRetrievalConfig>,
+    /// The `[guard.policies.<name>]` whose rails run on this route (after the tenant's).
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 /// How a route orders its (capable) models for one request.

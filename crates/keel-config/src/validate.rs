@@ -217,6 +217,7 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
     validate_observe(config, &mut err);
     crate::retrieval::check(&config.retrieval, &config.routes, &mut err);
     crate::admission::validate(config, &mut err);
+    crate::guard::check(config, &mut err);
 
     if errors.is_empty() {
         Ok(())

@@ -18,15 +18,24 @@
 //! - [`lists`]: topic and keyword deny/allow lists (Aho-Corasick), the toxicity lexicon.
 //! - [`leak`]: system-prompt leakage (canary tokens, similarity to the system prompt).
 //! - [`output`]: JSON schema validation, URL and markdown-image exfiltration.
+//! - [`config`]: `[guard]`: named scanners, policies (ordered rails per stage), tenants.
+//! - [`policy`]: `evaluate`: a stage's rails over one text → a `Verdict`.
+//! - [`registry`]: `Guard`: scanners built once, which policy applies to a request.
 
+pub mod config;
 pub mod injection;
 pub mod leak;
 pub mod lists;
 pub mod normalize;
 pub mod output;
 pub mod pii;
+pub mod policy;
 pub mod redact;
+pub mod registry;
 pub mod scan;
 pub mod secrets;
 
+pub use config::{Action, GuardConfig, OnError, PolicyConfig, RailConfig, ScannerConfig};
+pub use policy::{RailResult, Verdict, evaluate};
+pub use registry::{Guard, Policy};
 pub use scan::{Finding, GuardStage, Scan, ScanError, ScanInput, Scanner};

@@ -49,6 +49,8 @@ pub struct Resolved {
     pub hedge: Option<HedgeConfig>,
     /// The route's retrieval step (context stage).
     pub retrieval: Option<Arc<keel_config::RouteRetrievalConfig>>,
+    /// The route's `[guard.policies]` name (runs after the tenant's policy).
+    pub policy: Option<String>,
     /// The route's strategy and its state (a model by its own name: plain fallback).
     pub routing: Arc<Routing>,
 }
@@ -123,6 +125,7 @@ impl Catalog {
                 r.stream_recovery.clone_from(&route.stream_recovery);
                 r.hedge.clone_from(&route.hedge);
                 r.retrieval = route.retrieval.clone().map(Arc::new);
+                r.policy.clone_from(&route.policy);
             }
         }
         catalog.listing.sort_by(|a, b| a.id.cmp(&b.id));
@@ -148,6 +151,7 @@ impl Catalog {
                 stream_recovery: None,
                 hedge: None,
                 retrieval: None,
+                policy: None,
                 routing,
             },
         );

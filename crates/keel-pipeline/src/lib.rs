@@ -27,6 +27,8 @@ pub mod breaker;
 pub mod catalog;
 pub mod collections;
 pub mod context;
+pub mod guard;
+pub mod guard_stream;
 pub mod hedge;
 pub mod observer;
 pub mod pipeline;

@@ -5,6 +5,7 @@ use crate::admit;
 use crate::attempts;
 use crate::catalog::{Candidate, Catalog, Resolved};
 use crate::context::RequestContext;
+use crate::guard::{GuardState, Guarding};
 use crate::observer::Observer;
 use crate::record::Recorder;
 use crate::recover::Recovery;
@@ -25,10 +26,11 @@ use keel_types::openai::{
 use keel_types::{ApiError, ErrorCode};
 use std::sync::Arc;
 
-/// Stages with no behaviour yet, in request order, after admission and before the context
-/// stage.
+/// Embeddings have no policy stage yet: both pass, in request order, after admission.
 const BEFORE_CONTEXT: [Stage; 2] = [Stage::InputPolicy, Stage::Cache];
-/// Stages with no behaviour yet, after the answer arrived.
+/// The cache has no behaviour yet.
+const CACHE: [Stage; 1] = [Stage::Cache];
+/// The stages after the answer arrived, when no policy applies.
 const AFTER_ANSWER: [Stage; 2] = [Stage::OutputPolicy, Stage::Decide];
 
 #[derive(Clone)]
@@ -40,6 +42,8 @@ pub struct Pipeline {
     admission: Option<Arc<keel_admit::Admission>>,
     /// Collections for routes with a retrieval step; `None`: retrieval is off.
     library: Option<Arc<keel_retrieval::Library>>,
+    /// Policies for the input, context, output and stream rails; `None`: those stages pass.
+    guarding: Option<Guarding>,
 }
 
 /// A committed chat stream: the first chunk arrived from `model`; failover is over.
@@ -58,7 +62,85 @@ impl Pipeline {
             observer,
             admission: None,
             library: None,
+            guarding: None,
         }
+    }
+
+    /// The same pipeline with policy enforcement.
+    pub fn with_guard(mut self, guarding: Guarding) -> Self {
+        self.guarding = Some(guarding);
+        self
+    }
+
+    pub fn guarding(&self) -> Option<&Guarding> {
+        self.guarding.as_ref()
+    }
+
+    /// The input policy stage: the request's rails over its messages (redacting in place).
+    /// A rail's `reroute` resolves its route here (admission was the original route's).
+    async fn input_policy(
+        &self,
+        ctx: &RequestContext,
+        resolved: &mut Resolved,
+        req: &mut ChatCompletionRequest,
+        rec: &mut Recorder,
+    ) -> Result<Option<GuardState>, ApiError> {
+        let state = (self.guarding.as_ref())
+            .and_then(|g| g.start(ctx.tenant.as_deref(), resolved.policy.as_deref()));
+        let Some(mut state) = state else {
+            rec.mark(Stage::InputPolicy, StageOutcome::Pass);
+            return Ok(None);
+        };
+        let checked = state.input(req).await;
+        rec.policy(state.action, state.trace_checks());
+        if let Err(e) = checked {
+            rec.mark(Stage::InputPolicy, StageOutcome::Failed);
+            return Err(e);
+        }
+        if let Some(to) = state.reroute.clone() {
+            *resolved = self.resolve(&to, Capability::Chat)?;
+            rec.route(&resolved.route);
+        }
+        rec.mark(Stage::InputPolicy, StageOutcome::Ok);
+        Ok(Some(state))
+    }
+
+    /// The output policy and decide stages on a whole answer; re-asks once when the answer
+    /// breaks the request's JSON schema and the policy checks schemas.
+    async fn output_policy(
+        ctx: &RequestContext,
+        guard: Option<&mut GuardState>,
+        reask: Option<(&Resolved, &routing::Plan)>,
+        req: &ChatCompletionRequest,
+        resp: &mut ChatCompletionResponse,
+        rec: &mut Recorder,
+    ) -> Result<(), ApiError> {
+        let Some(state) = guard else {
+            rec.pass_through(&AFTER_ANSWER);
+            return Ok(());
+        };
+        if let (Some(violations), Some((resolved, plan))) = (state.schema_violations(req, resp), reask) {
+            let again = crate::guard::reask_request(req, resp, &violations);
+            rec.seal_usage();
+            if let Ok((second, served, _)) = routing::chat(ctx, resolved, plan, &again, rec).await {
+                if let Some(usage) = second.usage {
+                    rec.usage(&served, usage);
+                }
+                let keel = resp.keel.take();
+                *resp = second;
+                resp.keel = keel;
+                state.reasked = true;
+            }
+        }
+        let checked = state.output(req, resp).await;
+        rec.policy(state.action, state.trace_checks());
+        if let Err(e) = checked {
+            rec.mark(Stage::OutputPolicy, StageOutcome::Failed);
+            return Err(e);
+        }
+        rec.mark(Stage::OutputPolicy, StageOutcome::Ok);
+        rec.mark(Stage::Decide, StageOutcome::Ok);
+        Ok(())
     }
 
     /// The same pipeline with collections for its routes' retrieval steps.
@@ -78,13 +160,14 @@ impl Pipeline {
         resolved: &Resolved,
         req: &mut ChatCompletionRequest,
         rec: &mut Recorder,
+        guard: Option<&mut GuardState>,
     ) -> Option<Retrieved> {
         let (Some(step), Some(library)) = (resolved.retrieval.as_deref(), self.library.as_deref())
         else {
             rec.mark(Stage::Context, StageOutcome::Pass);
             return None;
         };
-        let found = retrieve::run(library, ctx, step, req).await;
+        let found = retrieve::run(library, ctx, step, req, guard).await;
         if let Some(r) = &found {
             rec.retrieved(r.passages.clone());
         }
@@ -206,12 +289,15 @@ impl Pipeline {
         rec: &mut Recorder,
     ) -> Result<ChatCompletionResponse, ApiError> {
         validate::chat_request(req)?;
-        let resolved = self.resolve(&req.model, Capability::Chat)?;
+        let mut resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
         self.admit(ctx, &resolved, admit::chat_ask(req), rec)
             .await?;
-        rec.pass_through(&BEFORE_CONTEXT);
-        let retrieved = self.context(ctx, &resolved, req, rec).await;
+        let mut guard = self.input_policy(ctx, &mut resolved, req, rec).await?;
+        rec.pass_through(&CACHE);
+        let retrieved = self
+            .context(ctx, &resolved, req, rec, guard.as_mut())
+            .await;
         let req = &*req;
         let candidates = Self::chat_candidates(&resolved, req)?;
         let plan = routing::plan(&resolved, req, candidates)?;
@@ -223,7 +309,8 @@ impl Pipeline {
         if let Some(usage) = resp.usage {
             rec.usage(&served, usage);
         }
-        rec.pass_through(&AFTER_ANSWER);
+        Self::output_policy(ctx, guard.as_mut(), Some((&resolved, &plan)), req, &mut resp, rec)
+            .await?;
         rec.mark(Stage::Respond, StageOutcome::Ok);
         rec.mark(Stage::Record, StageOutcome::Ok);
         resp.model = served.name.clone();
@@ -243,6 +330,9 @@ impl Pipeline {
         if let (Some(k), Some(r)) = (resp.keel.as_mut(), retrieved) {
             k["retrieval"] = r.summary;
         }
+        if let (Some(k), Some(g)) = (resp.keel.as_mut(), guard) {
+            k["policy"] = g.report();
+        }
         Ok(resp)
     }
 
@@ -255,11 +345,17 @@ impl Pipeline {
     ) -> Result<ChatStream, ApiError> {
         let mut rec = self.recorder(ctx, "chat.completions", &req.model, true);
         match self.chat_stream_inner(ctx, &mut req, &mut rec).await {
-            Ok((mut first, rest, served, route, routed, recovery, retrieved)) => {
+            Ok((mut first, rest, served, route, routed, recovery, retrieved, guard)) => {
                 if let Some(r) = retrieved {
                     // The first chunk says what was retrieved (citations before the answer).
                     let mut keel = first.keel.take().unwrap_or_else(|| serde_json::json!({}));
                     keel["retrieval"] = r.summary;
+                    first.keel = Some(keel);
+                }
+                if let Some(g) = &guard {
+                    // ... and what the input and context rails did.
+                    let mut keel = first.keel.take().unwrap_or_else(|| serde_json::json!({}));
+                    keel["policy"] = g.report();
                     first.keel = Some(keel);
                 }
                 let stream = RecordedStream::new(
@@ -272,11 +368,15 @@ impl Pipeline {
                     rest,
                 )
                 .with_recovery(recovery);
+                let stream = match guard {
+                    Some(g) => self.guard_stream(stream.boxed(), g),
+                    None => stream.boxed(),
+                };
                 Ok(ChatStream {
                     route,
                     model: served.name,
                     route_reason: routed.reason,
-                    stream: stream.boxed(),
+                    stream,
                 })
             }
             Err(e) => {
@@ -304,16 +404,20 @@ impl Pipeline {
             Routed,
             Option<Recovery>,
             Option<Retrieved>,
+            Option<GuardState>,
         ),
         ApiError,
     > {
         validate::chat_request(req)?;
-        let resolved = self.resolve(&req.model, Capability::Chat)?;
+        let mut resolved = self.resolve(&req.model, Capability::Chat)?;
         rec.route(&resolved.route);
         self.admit(ctx, &resolved, admit::chat_ask(req), rec)
             .await?;
-        rec.pass_through(&BEFORE_CONTEXT);
-        let retrieved = self.context(ctx, &resolved, req, rec).await;
+        let mut guard = self.input_policy(ctx, &mut resolved, req, rec).await?;
+        rec.pass_through(&CACHE);
+        let retrieved = self
+            .context(ctx, &resolved, req, rec, guard.as_mut())
+            .await;
         let req = &*req;
         let candidates = Self::chat_candidates(&resolved, req)?;
         let plan = routing::plan(&resolved, req, candidates)?;
@@ -323,16 +427,17 @@ impl Pipeline {
         let mut steps = Vec::new();
         let mut candidates = plan.order.as_slice();
         if plan.strategy == keel_config::RouteStrategy::Cascade {
-            if let Some((resp, served)) =
+            if let Some((mut resp, served)) =
                 routing::cascade::buffered(ctx, &resolved, &plan, req, rec, &mut steps).await
             {
                 let routed =
                     routing::cascade::stream_routed(&resolved, &plan, &served, &steps, false);
                 rec.routed(&routed);
                 rec.mark(Stage::Attempts, StageOutcome::Ok);
-                rec.pass_through(&AFTER_ANSWER);
+                Self::output_policy(ctx, guard.as_mut(), None, req, &mut resp, rec).await?;
                 let (first, rest) = routing::replay_stream(resp);
-                return Ok((first, rest, served, resolved.route, routed, None, retrieved));
+                let route = resolved.route;
+                return Ok((first, rest, served, route, routed, None, retrieved, guard));
             }
             candidates = &candidates[candidates.len().saturating_sub(1)..];
         }
@@ -372,7 +477,13 @@ impl Pipeline {
         };
         rec.routed(&routed);
         rec.mark(Stage::Attempts, StageOutcome::Ok);
-        rec.pass_through(&AFTER_ANSWER);
+        if guard.is_some() {
+            // The stream rails judge the answer as it streams (guard_stream).
+            rec.mark(Stage::OutputPolicy, StageOutcome::Ok);
+            rec.mark(Stage::Decide, StageOutcome::Ok);
+        } else {
+            rec.pass_through(&AFTER_ANSWER);
+        }
         Ok((
             first,
             rest,
@@ -381,7 +492,24 @@ impl Pipeline {
             routed,
             recovery,
             retrieved,
+            guard,
         ))
+    }
+
+    /// A committed stream through the policy's stream rails, with redacted input values
+    /// restored (when the policy restores and there are any).
+    fn guard_stream(
+        &self,
+        stream: BoxStream<'static, Result<ChatCompletionChunk, ApiError>>,
+        g: GuardState,
+    ) -> BoxStream<'static, Result<ChatCompletionChunk, ApiError>> {
+        let restore = g.policy.restore_redactions && !g.redactions.is_empty();
+        if g.policy.stream.is_empty() && !restore {
+            return stream;
+        }
+        let embed = self.guarding.as_ref().and_then(|x| x.embed.clone());
+        let redactions = restore.then(|| Arc::new(g.redactions));
+        crate::guard_stream::guard_stream(stream, g.policy, embed, redactions)
     }
 
     /// Embeddings, always as float vectors (the server encodes base64).

@@ -73,6 +73,7 @@ impl Recorder {
                 grounding_score: None,
                 policy_action: None,
                 retrieved: Vec::new(),
+                policy: Vec::new(),
             },
             stages,
             last_mark: Instant::now(),
@@ -122,6 +123,14 @@ impl Recorder {
     }
 
     /// Ends the current stage: it ran from the end of the previous one until now.
+    /// What the policy rails did so far: the strongest action (the trace's `policy_action`,
+    /// unset while nothing fired) and every check that fired.
+    pub fn policy(&mut self, action: keel_guard::Action, checks: Vec<serde_json::Value>) {
+        self.raw.policy_action =
+            (action != keel_guard::Action::Allow).then(|| action.as_str().to_owned());
+        self.raw.policy = checks;
+    }
+
     /// The passages the context stage gave the model (for the trace).
     pub fn retrieved(&mut self, passages: Vec<serde_json::Value>) {
         self.raw.retrieved = passages;

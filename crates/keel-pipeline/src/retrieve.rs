@@ -4,10 +4,14 @@
 //! rails scan them as such). The response's `keel.retrieval` lists the citations and a
 //! retrieval confidence; the trace records every passage with its scores.
 //!
+//! Passages pass the request's context rails first; a passage a rail blocks is dropped (and
+//! listed in `keel.policy.quarantined`).
+//!
 //! Retrieval fails open: a missing collection or a failed search leaves the request
 //! ungrounded, and `keel.retrieval.status` says so (with confidence 0) rather than pretending.
 
 use crate::context::RequestContext;
+use crate::guard::GuardState;
 use keel_config::{RetrievalMode, RouteRetrievalConfig};
 use keel_retrieval::filter::Filter;
 use keel_retrieval::{Hit, Library, Mode, SearchQuery};
@@ -74,6 +78,7 @@ pub async fn run(
     ctx: &RequestContext,
     step: &RouteRetrievalConfig,
     req: &mut ChatCompletionRequest,
+    guard: Option<&mut GuardState>,
 ) -> Option<Retrieved> {
     let text = query(req)?;
     let collection = match library.get(ctx.tenant.as_deref(), &step.collection) {
@@ -105,10 +110,20 @@ pub async fn run(
             Err(e) => return Some(status(step, "failed", e.to_string())),
         },
     };
-    let hits = match collection.search_with(&q, filter, vector.as_deref()) {
+    let mut hits = match collection.search_with(&q, filter, vector.as_deref()) {
         Ok(h) => h,
         Err(e) => return Some(status(step, "failed", e.to_string())),
     };
+    // The context rails see every passage before the model does; flagged ones are dropped.
+    if let Some(g) = guard {
+        let mut kept = Vec::with_capacity(hits.len());
+        for h in hits {
+            if g.passage(&format!("{}#{}", h.document_id, h.chunk_id), &h.text).await {
+                kept.push(h);
+            }
+        }
+        hits = kept;
+    }
     if !hits.is_empty() {
         inject(req, &hits);
     }

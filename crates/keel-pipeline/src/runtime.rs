@@ -33,6 +33,8 @@ pub enum StartError {
     Observe(String),
     #[error("{0}")]
     Admission(String),
+    #[error("guard: {0}")]
+    Guard(String),
 }
 
 pub struct Runtime {
@@ -86,10 +88,16 @@ impl Runtime {
             None
         };
         let library = Arc::new(crate::collections::library(config, &catalog));
+        let guarding =
+            crate::guard::Guarding::from_config(config, &catalog).map_err(StartError::Guard)?;
+        let mut pipeline = Pipeline::new(catalog, observer)
+            .with_admission(Arc::new(admission))
+            .with_library(library);
+        if let Some(g) = guarding {
+            pipeline = pipeline.with_guard(g);
+        }
         Ok(Self {
-            pipeline: Pipeline::new(catalog, observer)
-                .with_admission(Arc::new(admission))
-                .with_library(library),
+            pipeline,
             registry,
             tracker,
             traces,

@@ -44,6 +44,8 @@ pub struct RawTrace {
     pub policy_action: Option<String>,
     /// Passages the context stage gave the model, with their scores.
     pub retrieved: Vec<serde_json::Value>,
+    /// Policy checks that fired (kinds, offsets and scores; never the matched text).
+    pub policy: Vec<serde_json::Value>,
 }
 
 /// The answer as the client got it.
@@ -196,7 +198,7 @@ impl RawTrace {
             policy_action: self.policy_action,
             content_mode: mode,
             spans,
-            content: content(r, &self.stages, &self.retrieved, seen, mode),
+            content: content(r, &self.stages, &self.retrieved, &self.policy, seen, mode),
         }
     }
 }
@@ -245,6 +247,7 @@ fn content(
     r: &RequestRecord,
     stages: &[StageMark],
     retrieved: &[serde_json::Value],
+    policy: &[serde_json::Value],
     seen: &Seen<'_>,
     mode: ContentMode,
 ) -> TraceContent {
@@ -257,6 +260,7 @@ fn content(
     let mut c = TraceContent {
         attempts: serde_json::to_value(&r.attempts).unwrap_or_default(),
         stages: serde_json::Value::Array(stage_list),
+        policy: policy.to_vec(),
         ..TraceContent::default()
     };
     // Passages: ids and scores always; their text as the content mode allows.

@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz_handler))
         .route("/readyz", get(routes::health::readyz_handler))
         .route("/metrics", get(routes::metrics::metrics_handler))
+        .route("/v1/guard/check", post(routes::guard::check_handler))
         .route("/v1/traces", get(routes::traces::list_handler))
         .route("/v1/traces/{id}", get(routes::traces::get_handler))
         .route(

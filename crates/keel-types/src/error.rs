@@ -26,6 +26,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The resource exists in another state (a collection with other settings).
     Conflict,
+    /// A guard rail blocked the request or the answer (the message names the rail).
+    PolicyViolation,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidApiKey,
@@ -56,6 +58,7 @@ impl ErrorCode {
             Self::NotFound => ("invalid_request_error", 404, Client, false),
             Self::MethodNotAllowed => ("invalid_request_error", 405, Client, false),
             Self::Conflict => ("invalid_request_error", 409, Client, false),
+            Self::PolicyViolation => ("invalid_request_error", 400, Client, false),
             Self::PayloadTooLarge => ("invalid_request_error", 413, Client, false),
             Self::UnsupportedMediaType => ("invalid_request_error", 415, Client, false),
             Self::InvalidApiKey => ("authentication_error", 401, Client, false),

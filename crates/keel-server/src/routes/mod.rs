@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod collections;
 pub mod embeddings;
+pub mod guard;
 pub mod health;
 pub mod messages;
 pub mod metrics;
