@@ -82,3 +82,35 @@ fn check_routes(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    const BASE: &str = "[providers.mock]\nkind = \"openai_compat\"\nbase_url = \"http://127.0.0.1:9/v1\"\n[models.a]\nprovider = \"mock\"\nupstream = \"gpt-a\"\n";
+
+    fn errors(extra: &str) -> Vec<String> {
+        crate::load::error_texts(&format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn guard_errors_name_their_paths() {
+        let e = errors(
+            "[routes.r]\nmodels = [\"a\"]\npolicy = \"missing\"\n\
+             [guard.policies.p]\ninput = [{ scanner = \"pii\", action = \"reroute\", reroute_to = \"nowhere\" }]\n\
+             stream = [{ scanner = \"toxicity\", action = \"redact\" }]\n",
+        );
+        assert_eq!(
+            e,
+            vec![
+                "routes.r.policy: unknown policy \"missing\" (known: p)".to_string(),
+                "guard.policies.p.input[0].reroute_to: unknown route \"nowhere\"".to_string(),
+                "guard.policies.p.stream[0].action: \"redact\" is not available on the stream stage".to_string(),
+            ],
+        );
+        let e = errors("[guard.policies.p]\ninput = [{ scanner = \"nope\", action = \"block\" }]\n");
+        assert_eq!(e.len(), 1);
+        assert!(e[0].starts_with("guard.policies.p.input[0].scanner: unknown scanner \"nope\""), "{e:?}");
+        let e = errors("[guard.policies.p]\ninput = [{ scanner = \"pii\", action = \"explode\" }]\n");
+        assert!(e[0].starts_with("guard.policies.p.input[0].action: unknown variant `explode`"), "{e:?}");
+        assert!(errors("[guard.policies.p]\ninput = [{ scanner = \"pii\", action = \"redact\" }]\n[routes.r]\nmodels = [\"a\"]\npolicy = \"p\"\n").is_empty());
+    }
+}

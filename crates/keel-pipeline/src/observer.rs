@@ -124,6 +124,7 @@ impl Observer {
             policy_action: raw.policy_action.as_deref(),
         };
         let keep = self.wants_spans() && i.sampler.decide(&record, signals).kept();
+        let policy_action = raw.policy_action.clone();
         let trace = keep.then(|| {
             let mode = self.content_mode(record.tenant.as_deref());
             raw.materialize(&record, &seen, mode)
@@ -135,6 +136,12 @@ impl Observer {
             i.metrics.record_request(&record, trace.as_ref());
             if let (true, Some(route)) = (refused, &record.route) {
                 i.metrics.record_refusal(route);
+            }
+            if let (None, Some(action)) = (&trace, policy_action.as_deref()) {
+                i.metrics.record_policy_action(record.route.as_deref(), action);
+            }
+            if let (Some("escalate"), Some(route)) = (policy_action.as_deref(), &record.route) {
+                i.metrics.record_escalation(route);
             }
         }
         if let (Some(drift), true) = (&i.drift, answered) {

@@ -304,6 +304,13 @@ impl Metrics {
         }
     }
 
+    /// A policy action on a request whose trace was not kept (`keel_policy_actions_total`;
+    /// kept traces count through [`record_request`](Self::record_request)).
+    pub fn record_policy_action(&self, route: Option<&str>, action: &str) {
+        let route = self.inner.names.get(route);
+        self.inner.policy.with([route, vocab(action)], Counter::inc);
+    }
+
     /// The part of [`record_request`](Self::record_request) that goes through the cached
     /// handles of one request kind.
     fn record_series(&self, s: &RequestSeries, r: &RequestRecord, trace: Option<&TraceRecord>) {

@@ -3,6 +3,7 @@
 
 mod admission;
 mod drift;
+mod guard;
 mod metrics;
 mod retrieval;
 mod routing;
