@@ -10,9 +10,10 @@ Two kinds of rows:
 * ``--n`` (default 3,000) sentences drawn uniformly from the package's templates (ids 0..n-1);
 * a supplement (ids n..), written here for keel, in the same generator: the package templates
   hold only 3 IBAN and 2 SSN templates, too few for per-entity numbers on the checksum-validated
-  kinds, so ``SUPPLEMENT_TEMPLATES`` below adds IBAN, US SSN and date-of-birth sentences. Their
-  IBANs come from several countries' Faker bank providers and are written either compact or in
-  groups of four; SSNs are written with dashes, spaces or no separator.
+  kinds, so ``SUPPLEMENT_TEMPLATES`` below adds IBAN, US SSN, date-of-birth and IP address
+  sentences (the package has 2 IP templates). Their IBANs come from several countries' Faker
+  bank providers and are written either compact or in groups of four; SSNs are written with
+  dashes, spaces or no separator.
 
 Output is JSONL, one row per sentence::
 
@@ -27,7 +28,7 @@ credit card (Luhn), IBAN (mod-97) and SSN (validity rules) in the corpus and in 
 Usage::
 
     PY=$(bench/pii/setup.sh | tail -1)
-    $PY bench/pii/make_corpus.py [--n 3000] [--supplement 300] [--seed 42] [--out PATH]
+    $PY bench/pii/make_corpus.py [--n 3000] [--supplement 400] [--seed 42] [--out PATH]
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ SUPPLEMENT_TEMPLATES = [
     "Date of birth: {{date_of_birth}}",
     "The passport lists her birthday as {{date_of_birth}}.",
     "Can you verify the account holder? Name {{person}}, born {{date_of_birth}}.",
+    "The login attempts all came from {{ip_address}} between 2 and 3 am.",
+    "Please whitelist {{ip_address}} for the VPN, it is my home office.",
+    "server log: connection refused for client {{ip_address}} (user {{email}})",
+    "Is {{ip_address}} one of your data centre addresses? It keeps scanning our ports.",
 ]
 
 # Bounds for generated dates and times (other than birth dates, which come from the identities).
@@ -317,7 +322,7 @@ def audit_identities() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=3000, help="sentences from the package templates")
-    ap.add_argument("--supplement", type=int, default=300, help="sentences from keel's templates")
+    ap.add_argument("--supplement", type=int, default=400, help="sentences from keel's templates")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", type=Path, default=default_out())
     args = ap.parse_args()
