@@ -39,8 +39,7 @@ impl Guarding {
         }
         let path = match &g.injection_model {
             Some(p) => Some(p.clone()),
-            None => keel_local::fetch::default_cache_dir()
-                .ok()
+            None => Some(keel_config::defaults::cache_dir())
                 .map(|c| c.join("models/jailguard/neural_binary_200k.json"))
                 .filter(|p| p.exists()),
         };
