@@ -5,6 +5,8 @@
 //! individual scans (rotating through the texts) for p50/p99/max.
 //! `cargo bench -p keel-guard --bench rules_speed`
 
+#![allow(clippy::unwrap_used)] // a benchmark, like a test
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
