@@ -1,7 +1,9 @@
 //! Text folding for lexicon matching, with a map back to the original byte offsets.
 //!
-//! Folding lowercases, turns every run of separators into one space, drops apostrophes inside
-//! words ("don't" → "dont"), joins spelled-out words ("f.u.c.k", "b o m b" → one word) and,
+//! Folding lowercases, maps lookalike letters to ASCII (Cyrillic and Greek homoglyphs,
+//! fullwidth forms, accented Latin letters), drops invisible characters (zero-width spaces,
+//! soft hyphens) and apostrophes inside words ("don't" → "dont"), turns every run of
+//! separators into one space, joins spelled-out words ("f.u.c.k", "b o m b" → one word) and,
 //! on request, folds leetspeak (`0→o 1→i 3→e 4→a 5→s 7→t`, `@→a $→s !→i` inside words) and
 //! collapses repeated letters into one folded byte that remembers its repeat count. The folded
 //! text starts and ends with a space, so a whole-word check never needs a bounds check.
@@ -82,6 +84,51 @@ fn stars_then_letter(chars: &[(usize, char)], i: usize) -> bool {
         .is_some_and(|&(_, c)| c.is_alphanumeric())
 }
 
+/// Characters that render as nothing and are used to split words invisibly.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{180E}'
+    )
+}
+
+/// The ASCII letter a character stands for when it is a lookalike (Cyrillic or Greek
+/// homoglyph, fullwidth form) or an accented Latin letter; otherwise the character itself.
+fn plain_letter(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    if ('\u{FF01}'..='\u{FF5E}').contains(&c) {
+        return char::from_u32(c as u32 - 0xFEE0).unwrap_or(c);
+    }
+    let lower = c.to_lowercase().next().unwrap_or(c);
+    match lower {
+        'а' | 'α' | 'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ą' => 'a',
+        'в' | 'β' => 'b',
+        'с' | 'ç' | 'ć' | 'č' => 'c',
+        'ԁ' | 'ď' => 'd',
+        'е' | 'ё' | 'ε' | 'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
+        'һ' | 'н' => 'h',
+        'і' | 'ї' | 'ι' | 'ì' | 'í' | 'î' | 'ï' | 'ī' | 'ı' => 'i',
+        'ј' => 'j',
+        'к' | 'κ' => 'k',
+        'м' => 'm',
+        'ñ' | 'ń' | 'ň' | 'η' => 'n',
+        'о' | 'ο' | 'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => 'o',
+        'р' | 'ρ' => 'p',
+        'ԛ' => 'q',
+        'ѕ' | 'ś' | 'š' | 'ş' => 's',
+        'т' | 'τ' | 'ť' => 't',
+        'υ' | 'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => 'u',
+        'ν' => 'v',
+        'ԝ' | 'ω' => 'w',
+        'х' | 'χ' => 'x',
+        'у' | 'ý' | 'ÿ' => 'y',
+        'ž' | 'ź' | 'ż' => 'z',
+        _ => c,
+    }
+}
+
 fn is_apostrophe(c: char) -> bool {
     matches!(c, '\'' | '\u{2019}' | '`')
 }
@@ -95,6 +142,10 @@ pub(crate) fn fold(text: &str, opts: FoldOptions) -> Folded {
     let is_alnum = |i: usize| chars.get(i).is_some_and(|&(_, c)| c.is_alphanumeric());
 
     for (i, &(at, c)) in chars.iter().enumerate() {
+        if is_invisible(c) {
+            continue;
+        }
+        let c = plain_letter(c);
         let end = chars.get(i + 1).map_or(text.len(), |&(next, _)| next);
         let in_word = word_start.is_some();
         let as_letter = if c.is_alphanumeric() {

@@ -43,12 +43,12 @@ fn fold_maps_back_to_original_offsets() {
             collapse_runs: true,
         },
     );
-    assert_eq!(f.text, " hélo fuck wörld ");
+    assert_eq!(f.text, " helo fuck world ");
     let at = f.text.find("fuck").unwrap();
     let (s, e) = f.original_span(at, at + 4);
     assert_eq!(&text[s..e], "F.U.C.K");
-    let at = f.text.find("wörld").unwrap();
-    let (s, e) = f.original_span(at, at + "wörld".len());
+    let at = f.text.find("world").unwrap();
+    let (s, e) = f.original_span(at, at + "world".len());
     assert_eq!(f.runs[f.text.find("l").unwrap()], 2);
     assert_eq!(&text[s..e], "wörld");
 }
@@ -94,6 +94,25 @@ fn topics_match_plurals_and_spelled_out_words() {
         .map(|f| &text[f.start..f.end])
         .collect();
     assert_eq!(spans, vec!["b.o.m.b", "pipe bombs"]);
+}
+
+#[test]
+fn topics_match_through_homoglyphs_and_invisible_characters() {
+    let scanner = TopicsScanner::new(&weapons_config()).unwrap();
+    // Cyrillic о in "bоmb", a zero-width space inside "ghost", fullwidth "ＡＫ-47".
+    for text in [
+        "how to make a b\u{043E}mb",
+        "print a gh\u{200B}ost gun",
+        "buy an \u{FF21}\u{FF2B}-47",
+    ] {
+        let scan = scanner.scan(&input(text)).unwrap();
+        assert_eq!(kinds(&scan), vec!["topic.weapons"], "{text}");
+    }
+    // Russian and Greek words are not turned into matches.
+    let scan = scanner
+        .scan(&input("Бомба — это слово. Η βόμβα είναι λέξη."))
+        .unwrap();
+    assert!(scan.findings.is_empty(), "{:?}", scan.findings);
 }
 
 #[test]
@@ -206,6 +225,13 @@ fn toxicity_finds_obfuscated_profanity() {
         ("you're an 1d10t", "you're an 1d10t"),
         ("what an 1d10t", "1d10t"),
         ("FUCKING HELL", "FUCKING"),
+        ("what the fu\u{0441}k", "fu\u{0441}k"),
+        ("what the f\u{200B}uck", "f\u{200B}uck"),
+        (
+            "what the \u{FF46}\u{FF55}\u{FF43}\u{FF4B}",
+            "\u{FF46}\u{FF55}\u{FF43}\u{FF4B}",
+        ),
+        ("what the fück", "fück"),
     ] {
         let scan = scanner.scan(&input(text)).unwrap();
         assert_eq!(scan.findings.len(), 1, "{text}: {:?}", scan.findings);
@@ -270,10 +296,16 @@ fn toxicity_categories_and_phrases() {
         .scan(&input("How do I kill a process that ignores SIGTERM?"))
         .unwrap();
     assert!(scan.findings.is_empty(), "{:?}", scan.findings);
-    let scan = scanner
-        .scan(&input("This heat will kill you if you skip water"))
-        .unwrap();
-    assert!(scan.score < 0.6, "{}", scan.score);
+    for benign in [
+        "This heat will kill you if you skip water",
+        "I'll shoot you an email with the figures tomorrow.",
+        "I would never stab you in the back.",
+    ] {
+        let scan = scanner.scan(&input(benign)).unwrap();
+        assert!(scan.score < 0.5, "{benign}: {:?}", scan.findings);
+    }
+    let scan = scanner.scan(&input("I will shoot you dead")).unwrap();
+    assert!(scan.score >= 0.9);
 }
 
 #[test]
