@@ -26,6 +26,15 @@ const E_DROPPED: &[&str] = &["ings", "ing", "in"];
 /// Plural endings any topic term may carry ("bomb" matches "bombs").
 const PLURALS: &[&str] = &["es", "s"];
 
+/// Whether an English inflection fits a stem: "-es" only after s, x, z, ch, sh ("bitches",
+/// not "shites" from "shit").
+fn suffix_fits(stem: &[u8], suffix: &str) -> bool {
+    suffix != "es"
+        || stem.ends_with(b"ch")
+        || stem.ends_with(b"sh")
+        || stem.last().is_some_and(|b| matches!(b, b's' | b'x' | b'z'))
+}
+
 /// One pattern: its repeat counts, the endings it may carry and what it stands for
 /// (indices into the owner's labels; a term can belong to several).
 #[derive(Debug)]
@@ -135,9 +144,11 @@ impl Lexicon {
                     continue;
                 }
                 if bytes[e] != b' ' {
+                    let stem = &bytes[s..e];
                     let Some(suffix) = pattern.suffixes.iter().find(|suf| {
                         bytes[e..].starts_with(suf.as_bytes())
                             && bytes.get(e + suf.len()) == Some(&b' ')
+                            && suffix_fits(stem, suf)
                     }) else {
                         continue;
                     };

@@ -2,8 +2,8 @@
 //!
 //! Folding lowercases, maps lookalike letters to ASCII (Cyrillic and Greek homoglyphs,
 //! fullwidth forms, accented Latin letters), drops invisible characters (zero-width spaces,
-//! soft hyphens) and apostrophes inside words ("don't" → "dont"), turns every run of
-//! separators into one space, joins spelled-out words ("f.u.c.k", "b o m b" → one word) and,
+//! soft hyphens), turns every run of separators (apostrophes too: "who're" must not become
+//! "whore") into one space, joins spelled-out words ("f.u.c.k", "b o m b" → one word) and,
 //! on request, folds leetspeak (`0→o 1→i 3→e 4→a 5→s 7→t`, `@→a $→s !→i` inside words) and
 //! collapses repeated letters into one folded byte that remembers its repeat count. The folded
 //! text starts and ends with a space, so a whole-word check never needs a bounds check.
@@ -129,10 +129,6 @@ fn plain_letter(c: char) -> char {
     }
 }
 
-fn is_apostrophe(c: char) -> bool {
-    matches!(c, '\'' | '\u{2019}' | '`')
-}
-
 /// Folds `text` as `opts` says.
 pub(crate) fn fold(text: &str, opts: FoldOptions) -> Folded {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
@@ -182,7 +178,6 @@ pub(crate) fn fold(text: &str, opts: FoldOptions) -> Folded {
                     }
                 }
             }
-            None if in_word && is_apostrophe(c) && is_alnum(i + 1) => {}
             None => {
                 if let Some(first) = word_start.take() {
                     words.push(Word {

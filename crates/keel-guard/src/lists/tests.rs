@@ -252,6 +252,9 @@ fn toxicity_ignores_scunthorpe_substrings() {
         "Assume the password is stored as a hash.",
         "As I said, the analysis is ready.",
         "Skills: shell scripting, documentation, Dickensian prose.",
+        // Apostrophes and inflections must not glue or stretch words into terms.
+        "Who're the As's in the class? The Shi'ite's view differs.",
+        "A spiced crape's hem; she pricked her finger on the dyked field.",
     ] {
         let scan = scanner.scan(&input(text)).unwrap();
         assert!(scan.findings.is_empty(), "{text}: {:?}", scan.findings);
@@ -282,6 +285,12 @@ fn toxicity_categories_and_phrases() {
         .unwrap();
     assert_eq!(kinds(&scan), vec!["toxicity.threat"]);
     assert!(scan.score >= 0.9);
+    for typed in ["I'll kill you", "Ill kill you", "i\u{2019}ll k1ll y0u"] {
+        let scan = scanner.scan(&input(typed)).unwrap();
+        assert!(scan.score >= 0.9, "{typed}: {:?}", scan.findings);
+    }
+    let scan = scanner.scan(&input("f'u'c'k this")).unwrap();
+    assert_eq!(kinds(&scan), vec!["toxicity.profanity"]);
     let scan = scanner.scan(&input("just k y s already")).unwrap();
     assert_eq!(kinds(&scan), vec!["toxicity.harassment"]);
     let scan = scanner

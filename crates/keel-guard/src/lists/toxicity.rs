@@ -131,7 +131,18 @@ impl ToxicityScanner {
             labels.push(("toxicity.custom", severity));
         }
         let mut patterns: Vec<(&str, usize, &'static [&'static str])> = Vec::new();
+        let joined: Vec<Option<String>> = terms
+            .iter()
+            .map(|(term, _)| {
+                term.contains(['\'', '\u{2019}'])
+                    .then(|| term.replace(['\'', '\u{2019}'], ""))
+            })
+            .collect();
         for (i, (term, inflects)) in terms.iter().enumerate() {
+            // "you're worthless" also as typed without the apostrophe.
+            if let Some(joined) = &joined[i] {
+                patterns.push((joined, i, &[]));
+            }
             if !inflects {
                 patterns.push((term, i, &[]));
                 continue;
