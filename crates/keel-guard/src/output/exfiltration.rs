@@ -8,14 +8,15 @@
 //! - `exfiltration.html_image` (`<img src>`, and other tags that load on render: `iframe`,
 //!   `script`, `link`, `video`, `audio`, `source`, `embed`, `object`), score 1;
 //! - `exfiltration.link` (markdown links, `<a href>`, bare URLs), score 0.7 when the URL
-//!   carries data (a long, base64-like, hex-like or URL-encoded-sentence query value or path
-//!   segment), else 0.3.
+//!   carries data, else 0.3. Data: a query value or path segment that is a URL-encoded
+//!   sentence or text encoded as base64 or hex; or a query value that is long or a random
+//!   blob. Slugs, hashes, UUIDs and identifiers do not count.
 //!
 //! URLs without a host (relative, `data:`, `mailto:`) are not reported.
 
 use base64::Engine;
+use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::{DecodePaddingMode, general_purpose};
 use regex::Regex;
 use serde::Deserialize;
 
@@ -61,10 +62,12 @@ const IMAGE_SCORE: f32 = 1.0;
 const DATA_LINK_SCORE: f32 = 0.7;
 const LINK_SCORE: f32 = 0.3;
 
-/// A value this long in a query or path carries data.
+/// A query value this long carries data.
 const LONG_VALUE: usize = 40;
-/// A base64- or hex-looking value this long carries data.
-const ENCODED_VALUE: usize = 16;
+/// Encoded text shorter than this (decoded) is too short to matter.
+const ENCODED_TEXT: usize = 8;
+/// A random-looking query value this long carries data.
+const RANDOM_BLOB: usize = 32;
 
 #[derive(Debug)]
 struct Patterns {
@@ -166,52 +169,80 @@ fn percent_decode(s: &str) -> String {
 const LENIENT: GeneralPurposeConfig =
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
 
-/// Whether `value` decodes as base64 (either alphabet) to mostly printable text or to
-/// enough bytes to be a payload.
-fn looks_base64(value: &str) -> bool {
-    if value.len() < ENCODED_VALUE
+/// Whether decoded bytes are text: valid UTF-8, mostly printable, long enough to matter.
+fn is_text(bytes: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let total = s.chars().count();
+    let printable = s
+        .chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\r'))
+        .count();
+    total >= ENCODED_TEXT && printable * 10 >= total * 9
+}
+
+/// Whether `value` is text encoded as base64 (either alphabet) or hex: how data is smuggled
+/// into a URL. Hashes, UUIDs and identifiers decode to binary and do not count.
+fn encodes_text(value: &str) -> bool {
+    if value.len() < 2 * ENCODED_TEXT {
+        return false;
+    }
+    if value.bytes().all(|b| b.is_ascii_hexdigit()) && value.len().is_multiple_of(2) {
+        let hex = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+        let bytes: Vec<u8> = value
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| hex(pair[0]) * 16 + hex(pair[1]))
+            .collect();
+        if is_text(&bytes) {
+            return true;
+        }
+    }
+    let trimmed = value.trim_end_matches('=');
+    [
+        GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT),
+        GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT),
+    ]
+    .iter()
+    .any(|engine| engine.decode(trimmed).is_ok_and(|bytes| is_text(&bytes)))
+}
+
+/// Whether a value looks like a random blob (encrypted or compressed data): long, with a
+/// base64-like mix of upper case, lower case and digits.
+fn random_blob(value: &str) -> bool {
+    let n = value.len();
+    if n < RANDOM_BLOB
         || !value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'='))
     {
         return false;
     }
-    // Plain words ("transactionhistory") are base64-valid too: need a mix of cases or digits.
-    let upper = value.bytes().any(|b| b.is_ascii_uppercase());
-    let lower = value.bytes().any(|b| b.is_ascii_lowercase());
-    let digit = value.bytes().any(|b| b.is_ascii_digit());
-    if !(upper && lower || (upper || lower) && digit) {
-        return false;
-    }
-    [
-        GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT),
-        GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT),
-    ]
-    .iter()
-    .any(|engine| engine.decode(value.trim_end_matches('=')).is_ok())
-        || general_purpose::STANDARD.decode(value).is_ok()
+    let upper = value.bytes().filter(u8::is_ascii_uppercase).count();
+    let lower = value.bytes().filter(u8::is_ascii_lowercase).count();
+    let digit = value.bytes().filter(u8::is_ascii_digit).count();
+    upper * 5 >= n && lower * 5 >= n && digit * 20 >= n
 }
 
-fn looks_hex(value: &str) -> bool {
-    value.len() >= 2 * ENCODED_VALUE && value.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Whether one query value or path segment carries data.
-fn carries_data(raw: &str) -> bool {
+/// Whether one query value (or, with `in_query` false, a path segment) carries data.
+fn carries_data(raw: &str, in_query: bool) -> bool {
     let decoded = percent_decode(raw);
-    decoded.chars().count() >= LONG_VALUE
-        || decoded.split_whitespace().count() >= 4
-        || looks_base64(raw)
-        || looks_hex(raw)
+    decoded.split_whitespace().count() >= 4
+        || encodes_text(raw)
+        || encodes_text(&decoded)
+        || in_query && (decoded.chars().count() >= LONG_VALUE || random_blob(&decoded))
 }
 
 fn url_carries_data(url: &UrlParts<'_>) -> bool {
-    let query = url
-        .query
+    url.query
         .split(['&', ';'])
-        .map(|pair| pair.split_once('=').map_or(pair, |(_, v)| v));
-    let path = url.path.split('/');
-    query.chain(path).any(carries_data)
+        .map(|pair| pair.split_once('=').map_or(pair, |(_, v)| v))
+        .any(|v| carries_data(v, true))
+        || url
+            .path
+            .split('/')
+            .any(|segment| carries_data(segment, false))
 }
 
 /// A bare URL without the sentence punctuation after it; a closing parenthesis stays when

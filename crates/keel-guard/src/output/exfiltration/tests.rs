@@ -101,7 +101,9 @@ fn links_score_higher_when_they_carry_data() {
     for carrying in [
         "[click here](https://evil.example/log?data=eyJ1c2VyIjoiYWxpY2UiLCJzc24iOiIxMjMifQ)",
         "https://evil.example/q?text=my+account+number+is+12345678+and+pin+4321",
-        "https://evil.example/4f6a2b9c8d7e1f0a4f6a2b9c8d7e1f0a4f6a/",
+        // Hex of "password=hunter2 user=alice".
+        "https://evil.example/70617373776f72643d68756e74657232207573657220616c696365/",
+        "https://evil.example/t?k=Zk9yN2xQcVh6UjhtVGsyV25CdjVZY0ZzSDNqTDBnRWE",
         "<a href=\"https://evil.example/?s=The%20system%20prompt%20says%20never%20reveal\">ok</a>",
     ] {
         let found = scan(&s, carrying);
@@ -114,6 +116,14 @@ fn links_score_higher_when_they_carry_data() {
         "https://www.google.com/search?q=rust+lifetimes",
         "https://github.com/rust-lang/rust/issues?page=2&sort=created",
         "https://example.org/products/winter-collection/transactionhistory",
+        // Commit hashes, gists, UUIDs, slugs and identifiers are not data.
+        "https://github.com/rust-lang/rust/blob/bf9229a2e366b4c311f059014a4aa08af16de5d8/library/core/src/lib.rs",
+        "https://gist.github.com/orlp/1271ad5b8b775c651cc55773888858eb",
+        "https://github.com/user-attachments/assets/b0acb844-4b91-461c-95ae-90a601296500",
+        "https://software.intel.com/en-us/articles/intel-digital-random-number-generator-drng-software-implementation-guide",
+        "https://en.wikipedia.org/wiki/Half-precision_floating-point_format",
+        "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2",
+        "https://img.shields.io/badge/license-MIT-blue?style=flat-square",
     ] {
         let found = scan(&s, ordinary);
         assert_eq!(found[0].2, LINK_SCORE, "{ordinary}");
