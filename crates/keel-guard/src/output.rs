@@ -9,4 +9,4 @@ pub mod exfiltration;
 pub mod schema;
 
 pub use exfiltration::{ExfiltrationConfig, ExfiltrationScanner};
-pub use schema::{JsonSchemaConfig, JsonSchemaScanner};
+pub use schema::{JsonSchemaConfig, JsonSchemaScanner, response_format_schema, strip_fence};

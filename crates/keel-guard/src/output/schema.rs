@@ -94,6 +94,20 @@ impl JsonSchemaScanner {
     }
 }
 
+/// The schema an OpenAI-shaped `response_format` asks for: the inner `schema` of
+/// `{"type": "json_schema", "json_schema": {"name": .., "schema": {..}}}`, an object for
+/// `{"type": "json_object"}`, nothing for `{"type": "text"}` or anything else.
+pub fn response_format_schema(response_format: &Value) -> Option<Value> {
+    match response_format.get("type").and_then(Value::as_str)? {
+        "json_schema" => response_format
+            .get("json_schema")
+            .and_then(|j| j.get("schema"))
+            .cloned(),
+        "json_object" => Some(serde_json::json!({"type": "object"})),
+        _ => None,
+    }
+}
+
 /// The JSON inside `text`: the text itself, or the inside of a ```json (or bare ```) fence
 /// wrapping all of it; and whether there was a fence.
 pub fn strip_fence(text: &str) -> (&str, bool) {

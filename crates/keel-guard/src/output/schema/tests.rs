@@ -239,3 +239,13 @@ fn scanner_reports_fence_and_violations() {
             .is_empty()
     );
 }
+
+#[test]
+fn response_format_yields_the_schema_to_validate() {
+    let rf = json!({"type": "json_schema", "json_schema": {"name": "order", "strict": true, "schema": order_schema()}});
+    assert_eq!(response_format_schema(&rf), Some(order_schema()));
+    let object = response_format_schema(&json!({"type": "json_object"})).unwrap();
+    assert_eq!(JsonSchemaScanner::validate(&object, "{}"), Ok(()));
+    assert!(JsonSchemaScanner::validate(&object, "[]").is_err());
+    assert_eq!(response_format_schema(&json!({"type": "text"})), None);
+}
