@@ -242,6 +242,31 @@ fn toxicity_finds_obfuscated_profanity() {
 }
 
 #[test]
+fn toxicity_covers_common_abuse_in_other_languages() {
+    let scanner = toxicity();
+    for (text, kind) in [
+        ("¡Eres un pendejo!", "toxicity.insult"),
+        ("Du bist ein Arschloch.", "toxicity.insult"),
+        ("Quelle merde, ce service", "toxicity.profanity"),
+        ("ты сука", "toxicity.profanity"),
+        ("Das ist doch Scheisse", "toxicity.profanity"),
+    ] {
+        let scan = scanner.scan(&input(text)).unwrap();
+        assert_eq!(kinds(&scan), vec![kind], "{text}");
+    }
+    for benign in [
+        "Un cono de helado, por favor.",
+        "Il a mis les cazzuola sur la table.",
+        "Die Stronzon-Straße liegt im Zentrum.",
+    ] {
+        assert!(
+            scanner.scan(&input(benign)).unwrap().findings.is_empty(),
+            "{benign}"
+        );
+    }
+}
+
+#[test]
 fn toxicity_ignores_scunthorpe_substrings() {
     let scanner = toxicity();
     for text in [
