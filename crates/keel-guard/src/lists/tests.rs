@@ -399,3 +399,76 @@ fn built_in_lexicon_lines_are_well_formed() {
         assert!(n >= 15, "{category} has only {n} terms");
     }
 }
+
+#[test]
+fn deny_presets_add_built_in_topics() {
+    assert_eq!(
+        topics::preset_names(),
+        vec![
+            "weapons",
+            "drugs",
+            "gambling",
+            "adult",
+            "extremism",
+            "malware"
+        ]
+    );
+    let mut deny = BTreeMap::new();
+    deny.insert("drugs".to_string(), vec!["lean recipe".to_string()]);
+    let scanner = TopicsScanner::new(&TopicsConfig {
+        deny,
+        deny_presets: vec!["weapons".to_string(), "drugs".to_string()],
+        ..TopicsConfig::default()
+    })
+    .unwrap();
+    let text = "Step one of a molotov cocktail, then a lean recipe and some fentanyl.";
+    let scan = scanner.scan(&input(text)).unwrap();
+    let spans: Vec<(&str, &str)> = scan
+        .findings
+        .iter()
+        .map(|f| (f.kind.as_str(), &text[f.start..f.end]))
+        .collect();
+    assert_eq!(
+        spans,
+        vec![
+            ("topic.weapons", "molotov cocktail"),
+            ("topic.drugs", "lean recipe"),
+            ("topic.drugs", "fentanyl")
+        ]
+    );
+    // Everyday senses of nearby words do not match.
+    let scan = scanner
+        .scan(&input(
+            "A glue gun, a flu shot, the C4 model and a cocktail party.",
+        ))
+        .unwrap();
+    assert!(scan.findings.is_empty(), "{:?}", scan.findings);
+    assert!(
+        TopicsScanner::new(&TopicsConfig {
+            deny_presets: vec!["knitting".to_string()],
+            ..TopicsConfig::default()
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn preset_topics_are_quiet_on_ordinary_prose() {
+    let scanner = TopicsScanner::new(&TopicsConfig {
+        deny_presets: topics::preset_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        ..TopicsConfig::default()
+    })
+    .unwrap();
+    for text in [
+        "Our quarterly report shows a 12% increase in slot allocation for the machine learning cluster.",
+        "The bomb disposal robot is on display at the science museum; the exhibit covers drug discovery too.",
+        "Use a betting-style odds ratio to compare the two treatments, then place the results in a table.",
+        "Run the heroine's journey analysis on chapter three and summarize the crack in the narrative.",
+    ] {
+        let scan = scanner.scan(&input(text)).unwrap();
+        assert!(scan.findings.is_empty(), "{text}: {:?}", scan.findings);
+    }
+}

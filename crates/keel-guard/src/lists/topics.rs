@@ -17,6 +17,10 @@ pub struct TopicsConfig {
     /// Topic name → terms/phrases; a match is a finding `topic.<name>`.
     #[serde(default)]
     pub deny: BTreeMap<String, Vec<String>>,
+    /// Built-in deny topics to add (`weapons`, `drugs`, `gambling`, `adult`, `extremism`,
+    /// `malware`; see [`preset_names`]); terms listed under the same name in `deny` are added.
+    #[serde(default)]
+    pub deny_presets: Vec<String>,
     /// If non-empty: text must mention at least one of these topics, else a finding
     /// `topic.off_topic` (not checked on streamed windows, which are partial by nature).
     #[serde(default)]
@@ -28,6 +32,30 @@ pub struct TopicsConfig {
     /// The score of a denied-topic or off-topic finding (default 1.0).
     #[serde(default = "default_score")]
     pub score: f32,
+}
+
+/// The built-in topic lists: `topic<TAB>term` a line.
+const PRESETS: &str = include_str!("../../data/topics_presets.tsv");
+
+fn preset_lines() -> impl Iterator<Item = (&'static str, &'static str)> {
+    PRESETS
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(topic, term)| (topic.trim(), term.trim()))
+}
+
+fn preset_terms(name: &str) -> impl Iterator<Item = &'static str> + '_ {
+    preset_lines()
+        .filter(move |(topic, _)| *topic == name)
+        .map(|(_, term)| term)
+}
+
+/// The names of the built-in topic lists usable in [`TopicsConfig::deny_presets`].
+pub fn preset_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = preset_lines().map(|(topic, _)| topic).collect();
+    names.dedup();
+    names
 }
 
 fn default_true() -> bool {
@@ -42,6 +70,7 @@ impl Default for TopicsConfig {
     fn default() -> Self {
         Self {
             deny: BTreeMap::new(),
+            deny_presets: Vec::new(),
             allow: BTreeMap::new(),
             whole_words: true,
             score: 1.0,
@@ -98,9 +127,20 @@ impl TopicsScanner {
         if !(0.0..=1.0).contains(&c.score) {
             return Err(format!("topics score {} is not within 0..=1", c.score));
         }
+        let mut deny = c.deny.clone();
+        for name in &c.deny_presets {
+            let terms: Vec<String> = preset_terms(name).map(str::to_string).collect();
+            if terms.is_empty() {
+                return Err(format!(
+                    "unknown topic preset {name:?}; known: {}",
+                    preset_names().join(", ")
+                ));
+            }
+            deny.entry(name.clone()).or_default().extend(terms);
+        }
         Ok(Self {
-            deny: lexicon(&c.deny, c.whole_words, "deny")?,
-            deny_kinds: c.deny.keys().map(|name| format!("topic.{name}")).collect(),
+            deny: lexicon(&deny, c.whole_words, "deny")?,
+            deny_kinds: deny.keys().map(|name| format!("topic.{name}")).collect(),
             allow: lexicon(&c.allow, c.whole_words, "allow")?,
             score: c.score,
         })
