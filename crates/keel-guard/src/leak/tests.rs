@@ -44,6 +44,20 @@ fn configured_and_shaped_canaries_are_found() {
 }
 
 #[test]
+fn spelled_out_canaries_are_found() {
+    let s = scanner();
+    let text = "The secret is: z e b r a / 7 7 3 1 / q u i v e r. Done.";
+    let scan = s.scan(&output(text, None)).unwrap();
+    assert_eq!(scan.findings.len(), 1, "{:?}", scan.findings);
+    let f = &scan.findings[0];
+    assert_eq!(&text[f.start..f.end], "z e b r a / 7 7 3 1 / q u i v e r");
+    // Its pieces apart in ordinary prose are not the canary.
+    let text = "A zebra crossed at 7731 Quiver Lane.";
+    let scan = s.scan(&output(text, None)).unwrap();
+    assert!(scan.findings.is_empty(), "{:?}", scan.findings);
+}
+
+#[test]
 fn canary_near_misses_do_not_match() {
     let s = scanner();
     for text in [
