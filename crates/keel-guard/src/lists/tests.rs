@@ -472,3 +472,12 @@ fn preset_topics_are_quiet_on_ordinary_prose() {
         assert!(scan.findings.is_empty(), "{text}: {:?}", scan.findings);
     }
 }
+
+#[test]
+fn toxicity_config_parses_and_rejects_unknown_fields() {
+    let c: ToxicityConfig =
+        serde_json::from_str(r#"{"extra": {"frobnicate+": 0.9}, "ignore": ["damn"]}"#).unwrap();
+    assert_eq!(c.extra.get("frobnicate+"), Some(&0.9));
+    assert_eq!(c.ignore, vec!["damn".to_string()]);
+    assert!(serde_json::from_str::<ToxicityConfig>(r#"{"terms": {}}"#).is_err());
+}

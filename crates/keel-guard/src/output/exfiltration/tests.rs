@@ -178,3 +178,11 @@ fn url_parts() {
     assert!(parse_url("javascript:alert(1)").is_none());
     assert_eq!(parse_url("http://[::1]:80/x").unwrap().host, "::1");
 }
+
+#[test]
+fn config_parses_with_defaults() {
+    let c: ExfiltrationConfig = serde_json::from_str(r#"{"allow_domains": ["acme.com"]}"#).unwrap();
+    assert!(c.links);
+    assert_eq!(c.allow_domains, vec!["acme.com".to_string()]);
+    assert!(serde_json::from_str::<ExfiltrationConfig>(r#"{"allow": []}"#).is_err());
+}

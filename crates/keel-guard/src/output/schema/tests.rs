@@ -249,3 +249,21 @@ fn response_format_yields_the_schema_to_validate() {
     assert!(JsonSchemaScanner::validate(&object, "[]").is_err());
     assert_eq!(response_format_schema(&json!({"type": "text"})), None);
 }
+
+#[test]
+fn config_parses_with_defaults() {
+    let c: JsonSchemaConfig = serde_json::from_str(r#"{"schema": {"type": "object"}}"#).unwrap();
+    assert!(c.allow_fenced);
+    assert_eq!(c.schema, Some(json!({"type": "object"})));
+    assert!(serde_json::from_str::<JsonSchemaConfig>(r#"{"schemas": {}}"#).is_err());
+    // With fences disallowed, a fenced answer is a violation even when its JSON is valid.
+    let strict = JsonSchemaScanner::new(&JsonSchemaConfig {
+        schema: Some(json!({"type": "object"})),
+        allow_fenced: false,
+    })
+    .unwrap();
+    let scan = strict
+        .scan(&ScanInput::text("```json\n{}\n```", GuardStage::Output))
+        .unwrap();
+    assert_eq!(scan.score, 1.0);
+}
