@@ -12,6 +12,8 @@ pub mod toxicity;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod toxicity_tests;
 
 pub use topics::{TopicsConfig, TopicsScanner};
 pub use toxicity::{ToxicityConfig, ToxicityScanner};
