@@ -1,0 +1,302 @@
+//! Person names: a lexicon of common given names and family names (`data/*.txt`, a few
+//! hundred each) combined with context. A run of capitalised words is a name when a title or
+//! phrase introduces it ("Mr.", "Dr.", "my name is", "signed", "Dear"), or when its parts are
+//! in the lexicon (a given name followed by a family name scores highest). Given names that are
+//! also English words ("Will", "May", "Grant") need a family name or context.
+
+use std::collections::HashSet;
+
+use super::Emit;
+use super::name_words::{PARTICLES, STOP, STRONG, TITLES, WEAK};
+
+static FIRST: &str = include_str!("../../data/first_names.txt");
+static LAST: &str = include_str!("../../data/surnames.txt");
+static AMBIGUOUS: &str = include_str!("../../data/ambiguous_names.txt");
+
+/// The lexicons, parsed once.
+#[derive(Debug, Clone)]
+pub struct Names {
+    first: HashSet<&'static str>,
+    last: HashSet<&'static str>,
+    ambiguous: HashSet<&'static str>,
+    stop: HashSet<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Word {
+    start: usize,
+    end: usize,
+    /// Capitalised: an uppercase letter followed by a lowercase one (not ALL CAPS).
+    cap: bool,
+    /// A single uppercase letter followed by '.', as in "John F. Kennedy".
+    initial: bool,
+}
+
+fn lines(s: &'static str) -> impl Iterator<Item = &'static str> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+impl Names {
+    pub fn new() -> Self {
+        Self {
+            first: lines(FIRST).collect(),
+            last: lines(LAST).collect(),
+            ambiguous: lines(AMBIGUOUS).collect(),
+            stop: STOP.iter().copied().collect(),
+        }
+    }
+
+    /// Person names in `text`.
+    pub fn persons(&self, text: &str, out: &mut impl Emit) {
+        let words = split_words(text);
+        let mut i = 0;
+        while i < words.len() {
+            let w = words[i];
+            let mut buf = [0u8; 32];
+            let lw = lower(&text[w.start..w.end], &mut buf);
+            if !w.cap || self.stop.contains(lw.as_ref()) {
+                i += 1;
+                continue;
+            }
+            // Extend the run over following capitalised words, initials and particles.
+            let mut run = vec![i];
+            let mut j = i + 1;
+            while j < words.len() && run.len() < 5 {
+                let prev = words[*run.last().unwrap_or(&i)];
+                let gap = &text[prev.end..words[j].start];
+                let next = words[j];
+                if !(gap == " " || (gap == ". " && prev.initial) || gap == "." && prev.initial) {
+                    break;
+                }
+                let mut b2 = [0u8; 32];
+                let ln = lower(&text[next.start..next.end], &mut b2);
+                if next.cap && !self.stop.contains(ln.as_ref()) || next.initial {
+                    run.push(j);
+                    j += 1;
+                } else if PARTICLES.contains(&ln.as_ref()) {
+                    // One or two particles, then a capitalised word: "van der Berg".
+                    let mut k = j + 1;
+                    while k < words.len()
+                        && k < j + 2
+                        && is_particle(text, words[k])
+                        && &text[words[k - 1].end..words[k].start] == " "
+                    {
+                        k += 1;
+                    }
+                    match words.get(k) {
+                        Some(n) if n.cap && &text[words[k - 1].end..n.start] == " " => {
+                            run.extend(j..=k);
+                            j = k + 1;
+                        }
+                        _ => break,
+                    }
+                } else {
+                    break;
+                }
+            }
+            // A run does not end on an initial.
+            while run.len() > 1 && words[*run.last().unwrap_or(&i)].initial {
+                run.pop();
+            }
+            let first = words[run[0]];
+            let last = words[*run.last().unwrap_or(&i)];
+            let next_i = run.last().map_or(i + 1, |&l| l + 1);
+            let before = &text[..first.start];
+            if run.len() > 1
+                && sentence_initial(before)
+                && !self.known(&l_first(text, first))
+                && !self.strong(before)
+            {
+                // "Yesterday John Smith called": the sentence-initial word is not part of it.
+                i += 1;
+                continue;
+            }
+            if let Some(score) = self.score(text, &run, &words, before) {
+                out.emit("person", first.start, last.end, score);
+                i = next_i;
+            } else {
+                i = next_i;
+            }
+        }
+    }
+
+    fn score(&self, text: &str, run: &[usize], words: &[Word], before: &str) -> Option<f32> {
+        let w0 = words[run[0]];
+        let wl = words[*run.last()?];
+        let mut b0 = [0u8; 32];
+        let mut bl = [0u8; 32];
+        let l0 = lower(&text[w0.start..w0.end], &mut b0);
+        let ll = lower(&text[wl.start..wl.end], &mut bl);
+        if self.strong(before) {
+            return Some(0.85);
+        }
+        let weak = ends_with_phrase(before, WEAK);
+        let amb = self.ambiguous.contains(l0.as_ref());
+        let first = !amb && self.first.contains(l0.as_ref());
+        let initial = sentence_initial(before);
+        if run.len() >= 2 {
+            let sur = self.in_last(&ll);
+            if (first || amb || self.first.contains(l0.as_ref())) && sur {
+                return Some(0.85);
+            }
+            if first {
+                return Some(if weak { 0.8 } else { 0.7 });
+            }
+            if sur && !self.ambiguous.contains(ll.as_ref()) {
+                return Some(if initial {
+                    0.4
+                } else if weak {
+                    0.65
+                } else {
+                    0.5
+                });
+            }
+            return None;
+        }
+        if first {
+            return Some(match (initial, weak) {
+                (_, true) => 0.75,
+                (false, false) => 0.6,
+                (true, false) => 0.5,
+            });
+        }
+        if amb && weak && !initial {
+            return Some(0.55);
+        }
+        None
+    }
+
+    /// Whether a title or a strong phrase introduces what follows `before`.
+    fn strong(&self, before: &str) -> bool {
+        self.after_title(before) || ends_with_phrase(before, STRONG)
+    }
+
+    /// Whether `w` (lowercase) is in any lexicon.
+    fn known(&self, w: &str) -> bool {
+        self.first.contains(w) || self.ambiguous.contains(w) || self.in_last(w)
+    }
+
+    /// Whether `w` (lowercase) or one of its hyphenated parts is a family name.
+    fn in_last(&self, w: &str) -> bool {
+        self.last.contains(w) || w.split('-').any(|p| self.last.contains(p))
+    }
+
+    /// Whether `before` ends with a title ("Mr.", "Dr ", "Prof.").
+    fn after_title(&self, before: &str) -> bool {
+        let t = before.trim_end_matches(' ').trim_end_matches('.');
+        let start = t
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !c.is_alphabetic())
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let word = &t[start..];
+        if word.is_empty() || word.len() > 12 || t.len() == before.len() {
+            return false;
+        }
+        TITLES
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(word) || word.to_lowercase() == *x)
+    }
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn is_particle(text: &str, w: Word) -> bool {
+    let s = &text[w.start..w.end];
+    PARTICLES.iter().any(|p| p.eq_ignore_ascii_case(s))
+}
+
+fn l_first(text: &str, w: Word) -> String {
+    text[w.start..w.end].to_lowercase()
+}
+
+/// Lowercases `s` into `buf` when it is short ASCII, else allocates.
+fn lower<'b>(s: &str, buf: &'b mut [u8; 32]) -> std::borrow::Cow<'b, str> {
+    if s.len() <= buf.len() && s.is_ascii() {
+        let out = &mut buf[..s.len()];
+        out.copy_from_slice(s.as_bytes());
+        out.make_ascii_lowercase();
+        std::borrow::Cow::Borrowed(std::str::from_utf8(out).unwrap_or(""))
+    } else {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    }
+}
+
+/// Whether the text before a word ends a sentence (or is empty, or ends a line).
+fn sentence_initial(before: &str) -> bool {
+    match before
+        .trim_end_matches([' ', '\t', '"', '\'', '(', '*', '-', '•'])
+        .chars()
+        .last()
+    {
+        None => true,
+        Some(c) => matches!(c, '.' | '!' | '?' | '\n' | '\r' | ':' | ';' | '>'),
+    }
+}
+
+/// Whether `before` ends (ignoring trailing spaces, commas, newlines) with one of `phrases`,
+/// as whole words, case-insensitively.
+fn ends_with_phrase(before: &str, phrases: &[&str]) -> bool {
+    let t = before.trim_end_matches([' ', ',', '\n', '\r', '\t', '-']);
+    let tb = t.as_bytes();
+    phrases.iter().any(|p| {
+        let pb = p.as_bytes();
+        if tb.len() < pb.len() {
+            return false;
+        }
+        let tail = &tb[tb.len() - pb.len()..];
+        let whole = tb.len() == pb.len() || !tb[tb.len() - pb.len() - 1].is_ascii_alphanumeric();
+        whole && tail.eq_ignore_ascii_case(pb)
+    })
+}
+
+/// Alphabetic words with inner apostrophes and hyphens ("O'Brien", "Smith-Jones"); a
+/// possessive "'s" is not part of the word.
+fn split_words(text: &str) -> Vec<Word> {
+    let mut words = Vec::with_capacity(text.len() / 5);
+    let mut it = text.char_indices().peekable();
+    while let Some((start, c)) = it.next() {
+        if !c.is_alphabetic() {
+            continue;
+        }
+        let mut end = start + c.len_utf8();
+        let mut second: Option<char> = None;
+        let mut has_lower = false;
+        while let Some(&(i, d)) = it.peek() {
+            if d.is_alphabetic() {
+                second.get_or_insert(d);
+                has_lower |= d.is_lowercase();
+                end = i + d.len_utf8();
+                it.next();
+            } else if matches!(d, '\'' | '’' | '-') {
+                let rest = &text[i + d.len_utf8()..];
+                let mut rc = rest.chars();
+                let n1 = rc.next();
+                let n2 = rc.next();
+                let possessive = matches!(n1, Some('s')) && !n2.is_some_and(char::is_alphabetic);
+                if n1.is_some_and(char::is_alphabetic) && !possessive {
+                    it.next();
+                } else {
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
+        let cap = c.is_uppercase() && has_lower;
+        let initial = c.is_uppercase() && second.is_none() && text[end..].starts_with('.');
+        words.push(Word {
+            start,
+            end,
+            cap,
+            initial,
+        });
+    }
+    words
+}
