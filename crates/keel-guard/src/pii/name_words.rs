@@ -117,6 +117,21 @@ pub const WEAK: &[&str] = &[
 ];
 /// Capitalised words that never start or continue a name.
 pub const STOP: &[&str] = &[
+    "i'm",
+    "i've",
+    "i'll",
+    "i'd",
+    "we're",
+    "you're",
+    "they're",
+    "it's",
+    "that's",
+    "what's",
+    "there's",
+    "don't",
+    "can't",
+    "won't",
+    "let",
     "the",
     "a",
     "an",
