@@ -7,7 +7,9 @@
 use std::collections::HashSet;
 
 use super::Emit;
-use super::name_words::{PARTICLES, STOP, STRONG, TITLES, WEAK};
+use super::name_words::{
+    LOWERCASE_INTRO, PARTICLES, PLACE_ORG, STOP, STRONG, SURNAME_SUFFIXES, TITLES, WEAK,
+};
 
 static FIRST: &str = include_str!("../../data/first_names.txt");
 static LAST: &str = include_str!("../../data/surnames.txt");
@@ -44,7 +46,7 @@ impl Names {
             first: lines(FIRST).collect(),
             last: lines(LAST).collect(),
             ambiguous: lines(AMBIGUOUS).collect(),
-            stop: STOP.iter().copied().collect(),
+            stop: STOP.iter().chain(TITLES).copied().collect(),
         }
     }
 
@@ -57,6 +59,22 @@ impl Names {
             let mut buf = [0u8; 32];
             let lw = lower(&text[w.start..w.end], &mut buf);
             if !w.cap || self.stop.contains(lw.as_ref()) {
+                // A lowercased text: "my name is sofia", "i'm anna lee".
+                if !w.cap
+                    && self.first.contains(lw.as_ref())
+                    && ends_with_phrase(&text[..w.start], LOWERCASE_INTRO)
+                {
+                    let mut end = w.end;
+                    if let Some(n) = words.get(i + 1) {
+                        let mut b2 = [0u8; 32];
+                        let ln = lower(&text[n.start..n.end], &mut b2);
+                        if &text[w.end..n.start] == " " && self.in_last(&ln) {
+                            end = n.end;
+                            i += 1;
+                        }
+                    }
+                    out.emit("person", w.start, end, 0.8);
+                }
                 i += 1;
                 continue;
             }
@@ -129,6 +147,11 @@ impl Names {
         let mut bl = [0u8; 32];
         let l0 = lower(&text[w0.start..w0.end], &mut b0);
         let ll = lower(&text[wl.start..wl.end], &mut bl);
+        // "1765 Nelson Mandela Drive", "Diana Shipping Inc.", "Alexis Shoal": a street, a
+        // place or a company named after someone, not the person.
+        if self.place_or_company(text, run, words) || after_number(before) {
+            return None;
+        }
         if self.strong(before) {
             return Some(0.85);
         }
@@ -137,7 +160,7 @@ impl Names {
         let first = !amb && self.first.contains(l0.as_ref());
         let initial = sentence_initial(before);
         if run.len() >= 2 {
-            let sur = self.in_last(&ll);
+            let sur = self.in_last(&ll) || surname_shaped(&ll);
             if (first || amb || self.first.contains(l0.as_ref())) && sur {
                 return Some(0.85);
             }
@@ -179,6 +202,24 @@ impl Names {
     }
 
     /// Whether `w` (lowercase) or one of its hyphenated parts is a family name.
+    /// Whether a word of the run (after the first) or the word right after it names a kind
+    /// of place or company ("Street", "Inc", "Holdings", "Day").
+    fn place_or_company(&self, text: &str, run: &[usize], words: &[Word]) -> bool {
+        let last = run.last().copied().unwrap_or(0);
+        let next = words
+            .get(last + 1)
+            .filter(|n| n.cap && matches!(&text[words[last].end..n.start], " " | ". " | ", "));
+        run.iter()
+            .skip(1)
+            .map(|&k| words[k])
+            .chain(next.copied())
+            .any(|w| {
+                let mut b = [0u8; 32];
+                let l = lower(&text[w.start..w.end], &mut b);
+                PLACE_ORG.contains(&l.as_ref())
+            })
+    }
+
     fn in_last(&self, w: &str) -> bool {
         self.last.contains(w) || w.split('-').any(|p| self.last.contains(p))
     }
@@ -224,8 +265,45 @@ fn lower<'b>(s: &str, buf: &'b mut [u8; 32]) -> std::borrow::Cow<'b, str> {
         out.make_ascii_lowercase();
         std::borrow::Cow::Borrowed(std::str::from_utf8(out).unwrap_or(""))
     } else {
-        std::borrow::Cow::Owned(s.to_lowercase())
+        std::borrow::Cow::Owned(s.to_lowercase().chars().map(fold).collect())
     }
+}
+
+/// Folds a lowercase Latin letter with a diacritic to its base letter(s), so "Søren",
+/// "Jürgen" and "Václav" find "soren", "jurgen" and "vaclav" in the lexicon.
+fn fold(c: char) -> char {
+    match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
+        'ç' | 'ć' | 'č' => 'c',
+        'ď' | 'đ' | 'ð' => 'd',
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
+        'ğ' => 'g',
+        'ì' | 'í' | 'î' | 'ï' | 'ī' | 'ı' => 'i',
+        'ł' | 'ľ' | 'ĺ' => 'l',
+        'ñ' | 'ń' | 'ň' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => 'o',
+        'ŕ' | 'ř' => 'r',
+        'ś' | 'š' | 'ş' | 'ș' => 's',
+        'ť' | 'ţ' | 'ț' => 't',
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => 'u',
+        'ý' | 'ÿ' => 'y',
+        'ź' | 'ż' | 'ž' => 'z',
+        other => other,
+    }
+}
+
+/// Whether `before` ends with a number and a space ("1765 Nelson ...": an address).
+fn after_number(before: &str) -> bool {
+    before
+        .strip_suffix(' ')
+        .and_then(|b| b.bytes().last())
+        .is_some_and(|b| b.is_ascii_digit())
+}
+
+/// Family-name morphology common across Europe: -son/-sen/-sson, -ović/-ić, -ski/-ska,
+/// -ov/-ova/-ev/-eva, -enko, -escu, -dóttir, -opoulos, -ian/-yan (folded, lowercase).
+fn surname_shaped(w: &str) -> bool {
+    w.len() >= 5 && SURNAME_SUFFIXES.iter().any(|s| w.ends_with(s))
 }
 
 /// Whether the text before a word ends a sentence (or is empty, or ends a line).
@@ -290,7 +368,12 @@ fn split_words(text: &str) -> Vec<Word> {
             }
         }
         let cap = c.is_uppercase() && has_lower;
-        let initial = c.is_uppercase() && second.is_none() && text[end..].starts_with('.');
+        // "F." or, inside a name, a bare "F" followed by a capitalised word.
+        let bare = text[end..].strip_prefix(' ').and_then(|r| r.chars().next());
+        let initial = c.is_uppercase()
+            && second.is_none()
+            && (text[end..].starts_with('.')
+                || (!matches!(c, 'I' | 'A') && bare.is_some_and(char::is_uppercase)));
         words.push(Word {
             start,
             end,

@@ -32,6 +32,7 @@ const SSN_CONTEXT: &[&str] = &[
     "ssns",
     "social security",
     "social sec",
+    "social",
     "ss#",
     "ss #",
     "ss no",
@@ -56,6 +57,14 @@ const PHONE_CONTEXT: &[&str] = &[
     "dial",
     "ph",
     "mob",
+    "office",
+    "desk",
+    "home",
+    "message",
+    "messages",
+    "answering",
+    "landline",
+    "hotline",
 ];
 
 /// Compiled candidate patterns for the number-shaped recognizers.
@@ -71,7 +80,7 @@ impl Numbers {
     pub fn new() -> Result<Self, regex::Error> {
         Ok(Self {
             card: Regex::new(r"[0-9](?:[ \-]?[0-9]){11,30}")?,
-            iban: Regex::new(r"[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]){10,36}")?,
+            iban: Regex::new(r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){10,36}")?,
             ssn: Regex::new(r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9}")?,
             phone: Regex::new(
                 r"(?:\+ ?|00)?(?:\([0-9]{1,5}\)|[0-9])(?:[ .\-]?(?:\([0-9]{1,5}\)|[0-9])){6,18}(?: ?(?:x|ext\.?|extension) ?[0-9]{1,5})?",
@@ -110,7 +119,7 @@ impl Numbers {
                 let Some(n) = fill_digits(cand, &mut d) else {
                     continue;
                 };
-                if !(13..=19).contains(&n) || !luhn(cand) || !card_iin_known(&d[..n]) {
+                if !(12..=19).contains(&n) || !luhn(cand) || !card_iin_known(&d[..n]) {
                     continue;
                 }
                 let (start, stop) = (m.start(), m.start() + end);
@@ -118,6 +127,10 @@ impl Numbers {
                     break;
                 }
                 let ctx = near(text, start, stop, CARD_CONTEXT, BEFORE, AFTER);
+                // Twelve digits (short Maestro numbers) are common as other ids: context only.
+                if n == 12 && !ctx {
+                    continue;
+                }
                 out.emit("credit_card", start, stop, boost(0.95, ctx, 0.05));
                 break;
             }
@@ -132,7 +145,13 @@ impl Numbers {
                 continue;
             }
             let s = m.as_str().as_bytes();
-            let Some(len) = iban_length(&s[..2]) else {
+            // One case throughout: "de89 3704 …" (a lowercased text) or "DE89 3704 …".
+            let lower = s[0].is_ascii_lowercase();
+            if s[1].is_ascii_lowercase() != lower {
+                continue;
+            }
+            let cc = [s[0].to_ascii_uppercase(), s[1].to_ascii_uppercase()];
+            let Some(len) = iban_length(&cc) else {
                 continue;
             };
             // Take exactly `len` alphanumerics; the match may run on into following text.
@@ -140,6 +159,9 @@ impl Numbers {
             let mut end = 0;
             for (i, b) in s.iter().enumerate() {
                 if b.is_ascii_alphanumeric() {
+                    if (lower && b.is_ascii_uppercase()) || (!lower && b.is_ascii_lowercase()) {
+                        break;
+                    }
                     taken += 1;
                     if taken == len {
                         end = i + 1;
@@ -191,7 +213,7 @@ impl Numbers {
         for m in self.phone.find_iter(text) {
             let (start, mut end) = (m.start(), m.end());
             let s = m.as_str();
-            if glued_before(text, start, b"+-./,:#$") {
+            if glued_before(text, start, b"+-./:#$") {
                 continue;
             }
             // A match that swallowed a trailing separator-free tail is fine; one that stops
@@ -289,7 +311,7 @@ fn phone_score(s: &str, ctx: bool) -> Option<f32> {
                 0.6
             });
         }
-        return None;
+        // Not a valid NANP number; it may still be a national one (044 876 0371).
     }
     // National with trunk 0: 0AA[A] NNN NNNN, 01 23 45 67 89, (0121) 496 0123 ...
     if first == b'0' && (9..=11).contains(&digits) && g.len() >= 2 && g[0] <= 5 {

@@ -440,3 +440,103 @@ fn validators_check_what_they_claim() {
     assert!(Validator::AbaRouting.check("011000015"));
     assert!(!Validator::AbaRouting.check("011000016"));
 }
+
+#[test]
+fn short_maestro_and_jcb_15_cards() {
+    // 12-digit Maestro: only with a card word nearby (12-digit ids are everywhere).
+    assert_eq!(
+        spans_of("block card no 501803075628", "credit_card"),
+        ["501803075628"]
+    );
+    assert!(spans_of("invoice 501803075628", "credit_card").is_empty());
+    // 15-digit JCB (1800 / 2131 prefixes) and 16-digit JCB (35).
+    assert_eq!(
+        spans_of("card 180077496499096", "credit_card"),
+        ["180077496499096"]
+    );
+    assert_eq!(
+        spans_of("3527875588675333", "credit_card"),
+        ["3527875588675333"]
+    );
+    assert!(
+        spans_of("card 180077496499097", "credit_card").is_empty(),
+        "Luhn fails"
+    );
+}
+
+#[test]
+fn lowercased_ibans_are_found_but_mixed_case_is_not() {
+    assert_eq!(
+        spans_of("iban de89 3704 0044 0532 0130 00 ok", "iban"),
+        ["de89 3704 0044 0532 0130 00"]
+    );
+    assert_eq!(
+        spans_of("to gb82west12345698765432.", "iban"),
+        ["gb82west12345698765432"]
+    );
+    assert!(spans_of("De89370400440532013000", "iban").is_empty());
+    assert!(
+        spans_of("de89370400440532013001", "iban").is_empty(),
+        "mod-97 fails"
+    );
+}
+
+#[test]
+fn national_numbers_that_are_not_nanp() {
+    // Starts like NANP (3-3-4) but with a trunk 0: a national number.
+    assert_eq!(
+        spans_of("You can call 044 876 0371", "phone"),
+        ["044 876 0371"]
+    );
+    // Other groupings need a phone word nearby.
+    assert_eq!(
+        spans_of("They're not answering at 695 203 391", "phone"),
+        ["695 203 391"]
+    );
+    assert!(spans_of("batch 695 203 391 shipped", "phone").is_empty());
+    // After a comma (a list of numbers in a signature).
+    assert_eq!(
+        spans_of("(73) 4746-3459-Office,781-618-4959-Fax", "phone"),
+        ["(73) 4746-3459", "781-618-4959"]
+    );
+}
+
+#[test]
+fn names_with_bare_initials_diacritics_and_lowercase() {
+    for (t, span) in [
+        ("also features Jennifer B Eiffel. What", "Jennifer B Eiffel"),
+        ("Tell Søren Kleist about it", "Søren Kleist"),
+        ("sung by Jürgen Weber in 1971", "Jürgen Weber"),
+        ("my name is sofia", "sofia"),
+        ("i'm anna smith, hi", "anna smith"),
+        ("please add Ilona Aksyonova as guardian", "Ilona Aksyonova"),
+        ("Ask Herrn Müller", "Müller"),
+    ] {
+        assert_eq!(
+            spans_of(t, "person"),
+            [span],
+            "{t}: {:?}",
+            found(&scanner(), t)
+        );
+    }
+    // Lowercase words are names only after an introduction.
+    assert!(spans_of("we will sofia later", "person").is_empty());
+}
+
+#[test]
+fn streets_companies_and_holidays_named_after_people_are_not_persons() {
+    for t in [
+        "Ask the driver to stop at 1765 Nelson Mandela Drive.",
+        "She works at Diana Shipping Inc. now.",
+        "on the last Sunday before Labor Day we left",
+        "the corner of Main St. and Daniel Neck St.",
+        "Raymond James Financial reported earnings.",
+        "The restaurant is at 0120 Joaquin Suarez 3701",
+    ] {
+        assert!(
+            spans_of(t, "person").is_empty(),
+            "{t}: {:?}",
+            found(&scanner(), t)
+        );
+    }
+}

@@ -98,7 +98,8 @@ pub fn card_iin_known(d: &[u8]) -> bool {
     let p6 = prefix(6);
     match p1 {
         4 => matches!(len, 13 | 16 | 19),
-        2 => len == 16 && (2221..=2720).contains(&p4),
+        1 => len == 15 && p4 == 1800,
+        2 => (len == 16 && (2221..=2720).contains(&p4)) || (len == 15 && p4 == 2131),
         5 => {
             (len == 16 && (51..=55).contains(&p2))
                 || ((12..=19).contains(&len) && (p2 == 50 || (56..=58).contains(&p2)))
@@ -107,7 +108,7 @@ pub fn card_iin_known(d: &[u8]) -> bool {
             (len == 15 && (p2 == 34 || p2 == 37))
                 || ((14..=19).contains(&len)
                     && ((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39))
-                || ((16..=19).contains(&len) && (3528..=3589).contains(&p4))
+                || ((16..=19).contains(&len) && p2 == 35)
         }
         6 => {
             ((16..=19).contains(&len)
@@ -116,7 +117,7 @@ pub fn card_iin_known(d: &[u8]) -> bool {
                     || (644..=649).contains(&p3)
                     || (622126..=622925).contains(&p6)
                     || p2 == 62))
-                || ((12..=19).contains(&len) && (p2 == 63 || p2 == 67))
+                || ((12..=19).contains(&len) && matches!(p2, 63 | 66 | 67 | 69))
         }
         _ => false,
     }
