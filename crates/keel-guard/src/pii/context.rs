@@ -68,3 +68,52 @@ pub fn glued_after(text: &str, at: usize, extra: &[u8]) -> bool {
         .get(at)
         .is_some_and(|b| b.is_ascii_alphanumeric() || extra.contains(b))
 }
+
+/// A list of context words compiled into one case-insensitive automaton, so looking for any
+/// of them around a match is a single pass over the window.
+#[derive(Debug, Clone)]
+pub struct ContextWords {
+    ac: aho_corasick::AhoCorasick,
+    /// Whether each word starts / ends with an alphanumeric (then it must not touch one).
+    edges: Vec<(bool, bool)>,
+}
+
+impl ContextWords {
+    pub fn new<S: AsRef<str>>(words: &[S]) -> Result<Self, String> {
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(words.iter().map(|w| w.as_ref()))
+            .map_err(|e| format!("context words: {e}"))?;
+        let edges = words
+            .iter()
+            .map(|w| {
+                let b = w.as_ref().as_bytes();
+                (
+                    b.first().is_some_and(u8::is_ascii_alphanumeric),
+                    b.last().is_some_and(u8::is_ascii_alphanumeric),
+                )
+            })
+            .collect();
+        Ok(Self { ac, edges })
+    }
+
+    /// Whether a word occurs, as a whole word, within `before` bytes before `start` or
+    /// `after` bytes after `end`.
+    pub fn near(&self, text: &str, start: usize, end: usize, before: usize, after: usize) -> bool {
+        let b = text.as_bytes();
+        let lo = start.saturating_sub(before);
+        let hi = (end + after).min(b.len());
+        self.in_window(&b[lo..start.min(b.len())]) || self.in_window(&b[end.min(b.len())..hi])
+    }
+
+    fn in_window(&self, w: &[u8]) -> bool {
+        self.ac.find_overlapping_iter(w).any(|m| {
+            let (alnum_start, alnum_end) = self.edges[m.pattern().as_usize()];
+            let ok_before =
+                !alnum_start || m.start() == 0 || !w[m.start() - 1].is_ascii_alphanumeric();
+            let ok_after = !alnum_end || w.get(m.end()).is_none_or(|c| !c.is_ascii_alphanumeric());
+            ok_before && ok_after
+        })
+    }
+}

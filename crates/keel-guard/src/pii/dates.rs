@@ -5,7 +5,7 @@
 use regex::Regex;
 
 use super::Emit;
-use super::context::{glued_after, glued_before, near};
+use super::context::{ContextWords, glued_after, glued_before};
 
 const DOB_CONTEXT: &[&str] = &[
     "born",
@@ -55,10 +55,12 @@ const MONTHS: [&str; 12] = [
 pub struct Dates {
     re: Regex,
     this_year: i32,
+    dob_ctx: ContextWords,
+    age_ctx: ContextWords,
 }
 
 impl Dates {
-    pub fn new() -> Result<Self, regex::Error> {
+    pub fn new() -> Result<Self, String> {
         let month = r"(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?";
         let ord = r"(?i:st|nd|rd|th)?";
         let pattern = format!(
@@ -70,7 +72,9 @@ impl Dates {
             "
         );
         Ok(Self {
-            re: Regex::new(&pattern)?,
+            re: Regex::new(&pattern).map_err(|e| format!("built-in pattern: {e}"))?,
+            dob_ctx: ContextWords::new(DOB_CONTEXT)?,
+            age_ctx: ContextWords::new(AGE_CONTEXT)?,
             this_year: current_year(),
         })
     }
@@ -122,9 +126,9 @@ impl Dates {
             if year < 1900 || year > self.this_year {
                 continue;
             }
-            if near(text, start, end, DOB_CONTEXT, 40, 16) {
+            if self.dob_ctx.near(text, start, end, 40, 16) {
                 out.emit("date_of_birth", start, end, 0.85);
-            } else if year < self.this_year && near(text, start, end, AGE_CONTEXT, 32, 24) {
+            } else if year < self.this_year && self.age_ctx.near(text, start, end, 32, 24) {
                 out.emit("date_of_birth", start, end, 0.6);
             }
         }

@@ -114,7 +114,7 @@ struct Custom {
     name: String,
     re: Regex,
     validator: Option<Validator>,
-    context: Vec<String>,
+    context: Option<context::ContextWords>,
     score: f32,
 }
 
@@ -171,16 +171,24 @@ impl PiiScanner {
                 name: c.name.clone(),
                 re,
                 validator: c.validator,
-                context: c.context.iter().map(|w| w.trim().to_lowercase()).collect(),
+                context: if c.context.is_empty() {
+                    None
+                } else {
+                    let words: Vec<String> =
+                        c.context.iter().map(|w| w.trim().to_lowercase()).collect();
+                    Some(
+                        context::ContextWords::new(&words)
+                            .map_err(|e| format!("custom[{i}].context: {e}"))?,
+                    )
+                },
                 score: c.score,
             });
         }
-        let internal = |e: regex::Error| format!("built-in pattern: {e}");
         Ok(Self {
             enabled,
-            numbers: numbers::Numbers::new().map_err(internal)?,
-            net: net::Net::new().map_err(internal)?,
-            dates: dates::Dates::new().map_err(internal)?,
+            numbers: numbers::Numbers::new()?,
+            net: net::Net::new()?,
+            dates: dates::Dates::new()?,
             names: names::Names::new(),
             custom,
         })
@@ -228,15 +236,9 @@ impl PiiScanner {
                 if m.is_empty() || c.validator.is_some_and(|v| !v.check(m.as_str())) {
                     continue;
                 }
-                let ctx = !c.context.is_empty()
-                    && context::near(
-                        text,
-                        m.start(),
-                        m.end(),
-                        &c.context,
-                        context::BEFORE,
-                        context::AFTER,
-                    );
+                let ctx = c.context.as_ref().is_some_and(|w| {
+                    w.near(text, m.start(), m.end(), context::BEFORE, context::AFTER)
+                });
                 hits.push(Hit {
                     kind: &c.name,
                     start: m.start(),

@@ -296,6 +296,7 @@ pub const LOWERCASE_INTRO: &[&str] = &[
     "name is",
     "i am",
     "i'm",
+    "i’m",
     "this is",
     "call me",
     "calls me",

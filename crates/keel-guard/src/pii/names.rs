@@ -5,6 +5,7 @@
 //! also English words ("Will", "May", "Grant") need a family name or context.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::Emit;
 use super::name_words::{
@@ -15,13 +16,40 @@ static FIRST: &str = include_str!("../../data/first_names.txt");
 static LAST: &str = include_str!("../../data/surnames.txt");
 static AMBIGUOUS: &str = include_str!("../../data/ambiguous_names.txt");
 
+/// FNV-1a: the lexicon keys are short words, for which it is several times faster than the
+/// default SipHash (no untrusted keys reach these sets: only words of the scanned text are
+/// looked up, never inserted).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Set = HashSet<&'static str, BuildHasherDefault<Fnv>>;
+
 /// The lexicons, parsed once.
 #[derive(Debug, Clone)]
 pub struct Names {
-    first: HashSet<&'static str>,
-    last: HashSet<&'static str>,
-    ambiguous: HashSet<&'static str>,
-    stop: HashSet<&'static str>,
+    first: Set,
+    last: Set,
+    ambiguous: Set,
+    stop: Set,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -56,25 +84,19 @@ impl Names {
         let mut i = 0;
         while i < words.len() {
             let w = words[i];
-            let mut buf = [0u8; 32];
-            let lw = lower(&text[w.start..w.end], &mut buf);
-            if !w.cap || self.stop.contains(lw.as_ref()) {
+            if !w.cap {
                 // A lowercased text: "my name is sofia", "i'm anna lee".
-                if !w.cap
-                    && self.first.contains(lw.as_ref())
-                    && ends_with_phrase(&text[..w.start], LOWERCASE_INTRO)
-                {
-                    let mut end = w.end;
-                    if let Some(n) = words.get(i + 1) {
-                        let mut b2 = [0u8; 32];
-                        let ln = lower(&text[n.start..n.end], &mut b2);
-                        if &text[w.end..n.start] == " " && self.in_last(&ln) {
-                            end = n.end;
-                            i += 1;
-                        }
-                    }
-                    out.emit("person", w.start, end, 0.8);
+                if may_follow_intro(&text[..w.start]) {
+                    i = self.lowercase_name(text, &words, i, out);
                 }
+                i += 1;
+                continue;
+            }
+            let mut buf = [0u8; 32];
+            if self
+                .stop
+                .contains(lower(&text[w.start..w.end], &mut buf).as_ref())
+            {
                 i += 1;
                 continue;
             }
@@ -138,6 +160,28 @@ impl Names {
                 i = next_i;
             }
         }
+    }
+
+    /// A lowercase given name after an introduction, with a lowercase family name after it;
+    /// returns the index of the last word used.
+    fn lowercase_name(&self, text: &str, words: &[Word], i: usize, out: &mut impl Emit) -> usize {
+        let w = words[i];
+        let mut buf = [0u8; 32];
+        let lw = lower(&text[w.start..w.end], &mut buf);
+        if !ends_with_phrase(&text[..w.start], LOWERCASE_INTRO) || !self.first.contains(lw.as_ref())
+        {
+            return i;
+        }
+        if let Some(n) = words.get(i + 1) {
+            let mut b2 = [0u8; 32];
+            let ln = lower(&text[n.start..n.end], &mut b2);
+            if &text[w.end..n.start] == " " && self.in_last(&ln) {
+                out.emit("person", w.start, n.end, 0.8);
+                return i + 1;
+            }
+        }
+        out.emit("person", w.start, w.end, 0.8);
+        i
     }
 
     fn score(&self, text: &str, run: &[usize], words: &[Word], before: &str) -> Option<f32> {
@@ -236,9 +280,9 @@ impl Names {
         if word.is_empty() || word.len() > 12 || t.len() == before.len() {
             return false;
         }
-        TITLES
-            .iter()
-            .any(|x| x.eq_ignore_ascii_case(word) || word.to_lowercase() == *x)
+        let mut buf = [0u8; 32];
+        let lw = lower(word, &mut buf);
+        TITLES.contains(&lw.as_ref())
     }
 }
 
@@ -257,16 +301,23 @@ fn l_first(text: &str, w: Word) -> String {
     text[w.start..w.end].to_lowercase()
 }
 
-/// Lowercases `s` into `buf` when it is short ASCII, else allocates.
+/// Lowercases `s` (diacritics folded) into `buf`; allocates only when it does not fit.
 fn lower<'b>(s: &str, buf: &'b mut [u8; 32]) -> std::borrow::Cow<'b, str> {
     if s.len() <= buf.len() && s.is_ascii() {
         let out = &mut buf[..s.len()];
         out.copy_from_slice(s.as_bytes());
         out.make_ascii_lowercase();
-        std::borrow::Cow::Borrowed(std::str::from_utf8(out).unwrap_or(""))
-    } else {
-        std::borrow::Cow::Owned(s.to_lowercase().chars().map(fold).collect())
+        return std::borrow::Cow::Borrowed(std::str::from_utf8(out).unwrap_or(""));
     }
+    let mut n = 0;
+    for c in s.chars().flat_map(char::to_lowercase).map(fold) {
+        if n + c.len_utf8() > buf.len() {
+            return std::borrow::Cow::Owned(s.to_lowercase().chars().map(fold).collect());
+        }
+        c.encode_utf8(&mut buf[n..]);
+        n += c.len_utf8();
+    }
+    std::borrow::Cow::Borrowed(std::str::from_utf8(&buf[..n]).unwrap_or(""))
 }
 
 /// Folds a lowercase Latin letter with a diacritic to its base letter(s), so "Søren",
@@ -289,6 +340,23 @@ fn fold(c: char) -> char {
         'ý' | 'ÿ' => 'y',
         'ź' | 'ż' | 'ž' => 'z',
         other => other,
+    }
+}
+
+/// Cheap test before [`ends_with_phrase`] with [`LOWERCASE_INTRO`]: every intro phrase ends
+/// in "is", "am", "'m" or "me".
+fn may_follow_intro(before: &str) -> bool {
+    let t = before.trim_end_matches([' ', ',']).as_bytes();
+    let curly = before.trim_end_matches([' ', ',']);
+    if curly.ends_with("’m") || curly.ends_with("’M") {
+        return true;
+    }
+    t.len() >= 2 && {
+        let tail = [
+            t[t.len() - 2].to_ascii_lowercase(),
+            t[t.len() - 1].to_ascii_lowercase(),
+        ];
+        matches!(&tail, b"is" | b"am" | b"'m" | b"me")
     }
 }
 

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use regex::Regex;
 
-use super::context::{AFTER, BEFORE, contains_word, glued_after, glued_before, near};
+use super::context::{AFTER, BEFORE, ContextWords, contains_word, glued_after, glued_before};
 use super::{Emit, boost};
 
 const EMAIL_CONTEXT: &[&str] = &["email", "e-mail", "mail", "contact", "address", "reach"];
@@ -32,16 +32,21 @@ pub struct Net {
     email: Regex,
     ipv4: Regex,
     ipv6: Regex,
+    email_ctx: ContextWords,
+    ip_ctx: ContextWords,
 }
 
 impl Net {
-    pub fn new() -> Result<Self, regex::Error> {
+    pub fn new() -> Result<Self, String> {
+        let re = |p: &str| Regex::new(p).map_err(|e| format!("built-in pattern: {e}"));
         Ok(Self {
-            email: Regex::new(
+            email_ctx: ContextWords::new(EMAIL_CONTEXT)?,
+            ip_ctx: ContextWords::new(IP_CONTEXT)?,
+            email: re(
                 r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24}",
             )?,
-            ipv4: Regex::new(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")?,
-            ipv6: Regex::new(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*")?,
+            ipv4: re(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")?,
+            ipv6: re(r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*")?,
         })
     }
 
@@ -61,7 +66,7 @@ impl Net {
             if glued_after(text, m.end(), b"@_") {
                 continue;
             }
-            let ctx = near(text, start, m.end(), EMAIL_CONTEXT, BEFORE, AFTER);
+            let ctx = self.email_ctx.near(text, start, m.end(), BEFORE, AFTER);
             out.emit("email", start, m.end(), boost(0.85, ctx, 0.15));
         }
     }
@@ -80,7 +85,7 @@ impl Net {
             if m.as_str().parse::<Ipv4Addr>().is_err() || version_like(text, start) {
                 continue;
             }
-            let ctx = near(text, start, end, IP_CONTEXT, BEFORE, AFTER);
+            let ctx = self.ip_ctx.near(text, start, end, BEFORE, AFTER);
             out.emit("ip_address", start, end, boost(0.75, ctx, 0.2));
         }
         for m in self.ipv6.find_iter(text) {
@@ -101,7 +106,7 @@ impl Net {
             if groups < 3 && !(groups == 2 && s.len() >= 8) {
                 continue;
             }
-            let ctx = near(text, start, end, IP_CONTEXT, BEFORE, AFTER);
+            let ctx = self.ip_ctx.near(text, start, end, BEFORE, AFTER);
             out.emit("ip_address", start, end, boost(0.75, ctx, 0.2));
         }
     }

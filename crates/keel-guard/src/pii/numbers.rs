@@ -5,7 +5,7 @@
 
 use regex::Regex;
 
-use super::context::{AFTER, BEFORE, glued_after, glued_before, near};
+use super::context::{AFTER, BEFORE, ContextWords, glued_after, glued_before};
 use super::validate::{card_iin_known, fill_digits, iban_length, iban_valid, luhn, ssn_valid};
 use super::{Emit, boost};
 
@@ -74,15 +74,24 @@ pub struct Numbers {
     iban: Regex,
     ssn: Regex,
     phone: Regex,
+    card_ctx: ContextWords,
+    iban_ctx: ContextWords,
+    ssn_ctx: ContextWords,
+    phone_ctx: ContextWords,
 }
 
 impl Numbers {
-    pub fn new() -> Result<Self, regex::Error> {
+    pub fn new() -> Result<Self, String> {
+        let re = |p: &str| Regex::new(p).map_err(|e| format!("built-in pattern: {e}"));
         Ok(Self {
-            card: Regex::new(r"[0-9](?:[ \-]?[0-9]){11,30}")?,
-            iban: Regex::new(r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){10,36}")?,
-            ssn: Regex::new(r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9}")?,
-            phone: Regex::new(
+            card_ctx: ContextWords::new(CARD_CONTEXT)?,
+            iban_ctx: ContextWords::new(IBAN_CONTEXT)?,
+            ssn_ctx: ContextWords::new(SSN_CONTEXT)?,
+            phone_ctx: ContextWords::new(PHONE_CONTEXT)?,
+            card: re(r"[0-9](?:[ \-]?[0-9]){11,30}")?,
+            iban: re(r"[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){10,36}")?,
+            ssn: re(r"[0-9]{3}-[0-9]{2}-[0-9]{4}|[0-9]{3} [0-9]{2} [0-9]{4}|[0-9]{9}")?,
+            phone: re(
                 r"(?:\+ ?|00)?(?:\([0-9]{1,5}\)|[0-9])(?:[ .\-]?(?:\([0-9]{1,5}\)|[0-9])){6,18}(?: ?(?:x|ext\.?|extension) ?[0-9]{1,5})?",
             )?,
         })
@@ -126,7 +135,7 @@ impl Numbers {
                 if end == s.len() && glued_after(text, stop, b"") {
                     break;
                 }
-                let ctx = near(text, start, stop, CARD_CONTEXT, BEFORE, AFTER);
+                let ctx = self.card_ctx.near(text, start, stop, BEFORE, AFTER);
                 // Twelve digits (short Maestro numbers) are common as other ids: context only.
                 if n == 12 && !ctx {
                     continue;
@@ -176,7 +185,7 @@ impl Numbers {
             if glued_after(text, stop, b"") || !iban_valid(&text[m.start()..stop]) {
                 continue;
             }
-            let ctx = near(text, m.start(), stop, IBAN_CONTEXT, BEFORE, AFTER);
+            let ctx = self.iban_ctx.near(text, m.start(), stop, BEFORE, AFTER);
             out.emit("iban", m.start(), stop, boost(0.95, ctx, 0.05));
         }
     }
@@ -197,7 +206,7 @@ impl Numbers {
                 continue;
             }
             let dashed = m.as_str().contains('-');
-            let ctx = near(text, start, end, SSN_CONTEXT, BEFORE, AFTER);
+            let ctx = self.ssn_ctx.near(text, start, end, BEFORE, AFTER);
             if dashed {
                 out.emit("us_ssn", start, end, boost(0.9, ctx, 0.1));
             } else if ctx {
@@ -233,7 +242,7 @@ impl Numbers {
                 end -= 1;
             }
             let s = &text[start..end];
-            let ctx = near(text, start, end, PHONE_CONTEXT, BEFORE, AFTER);
+            let ctx = self.phone_ctx.near(text, start, end, BEFORE, AFTER);
             if let Some(score) = phone_score(s, ctx) {
                 out.emit("phone", start, end, score);
             }

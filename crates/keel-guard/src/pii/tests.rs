@@ -540,3 +540,25 @@ fn streets_companies_and_holidays_named_after_people_are_not_persons() {
         );
     }
 }
+
+#[test]
+fn context_words_are_whole_words_within_the_window() {
+    let w = context::ContextWords::new(&["card", "date of birth", "ss#"]).unwrap();
+    let t = "Your CARD: 1234";
+    assert!(w.near(t, 11, 15, 48, 24));
+    assert!(
+        !w.near("cardinal 1234", 9, 13, 48, 24),
+        "inside a longer word"
+    );
+    assert!(
+        !w.near("discard 1234", 8, 12, 48, 24),
+        "inside a longer word"
+    );
+    assert!(w.near("1234 (Date of Birth)", 0, 4, 48, 24));
+    assert!(
+        w.near("ss#1234", 3, 7, 48, 24),
+        "a phrase ending in punctuation may touch the match"
+    );
+    let far = format!("card{}1234", " ".repeat(60));
+    assert!(!w.near(&far, 64, 68, 48, 24), "outside the window");
+}
