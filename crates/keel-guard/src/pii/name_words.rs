@@ -396,6 +396,23 @@ pub const PLACE_ORG: &[&str] = &[
     "systems",
     "technologies",
     "software",
+    "beach",
+    "falls",
+    "springs",
+    "bay",
+    "coast",
+    "county",
+    "city",
+    "town",
+    "creek",
+    "river",
+    "mountain",
+    "mountains",
+    "point",
+    "lake",
+    "forest",
+    "canyon",
+    "desert",
 ];
 /// Endings of family names across Europe (folded, lowercase).
 pub const SURNAME_SUFFIXES: &[&str] = &[

@@ -82,7 +82,12 @@ impl Net {
             if b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(u8::is_ascii_digit) {
                 continue;
             }
-            if m.as_str().parse::<Ipv4Addr>().is_err() || version_like(text, start) {
+            // Loopback and 0.0.0.0 point at no one.
+            let personal = m
+                .as_str()
+                .parse::<Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback() && !ip.is_unspecified());
+            if !personal || version_like(text, start) {
                 continue;
             }
             let ctx = self.ip_ctx.near(text, start, end, BEFORE, AFTER);
