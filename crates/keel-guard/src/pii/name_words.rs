@@ -419,3 +419,20 @@ pub const SURNAME_SUFFIXES: &[&str] = &[
     "sson", "son", "sen", "ovic", "evic", "ski", "cki", "ova", "eva", "ov", "ev", "enko", "escu",
     "dottir", "opoulos", "yan", "idis", "ishvili", "adze", "ovich", "chuk",
 ];
+/// Verbs that follow a person's name in reported speech ("…," says Iversen; Wormald wrote).
+pub const REPORTING: &[&str] = &[
+    "said",
+    "says",
+    "told",
+    "asked",
+    "wrote",
+    "writes",
+    "replied",
+    "explained",
+    "added",
+    "argued",
+    "noted",
+    "recalled",
+    "tweeted",
+    "announced",
+];

@@ -9,7 +9,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::Emit;
 use super::name_words::{
-    LOWERCASE_INTRO, PARTICLES, PLACE_ORG, STOP, STRONG, SURNAME_SUFFIXES, TITLES, WEAK,
+    LOWERCASE_INTRO, PARTICLES, PLACE_ORG, REPORTING, STOP, STRONG, SURNAME_SUFFIXES, TITLES, WEAK,
 };
 
 static FIRST: &str = include_str!("../../data/first_names.txt");
@@ -81,6 +81,9 @@ impl Names {
     /// Person names in `text`.
     pub fn persons(&self, text: &str, out: &mut impl Emit) {
         let words = split_words(text);
+        // Spans emitted, and the words of confident multi-word names (for coreferences).
+        let mut emitted: Vec<(usize, usize)> = Vec::new();
+        let mut full: Vec<usize> = Vec::new();
         let mut i = 0;
         while i < words.len() {
             let w = words[i];
@@ -155,9 +158,38 @@ impl Names {
             }
             if let Some(score) = self.score(text, &run, &words, before) {
                 out.emit("person", first.start, last.end, score);
-                i = next_i;
-            } else {
-                i = next_i;
+                emitted.push((first.start, last.end));
+                if run.len() > 1 && score >= 0.7 {
+                    full.extend(run.iter().filter(|&&k| !words[k].initial && words[k].cap));
+                }
+            }
+            i = next_i;
+        }
+        if !full.is_empty() {
+            self.coreferences(text, &words, &full, &emitted, out);
+        }
+    }
+
+    /// Once "Cecilie Josefsen" is found, a capitalised "Cecilie" or "Josefsen" elsewhere in
+    /// the same text is the same person.
+    fn coreferences(
+        &self,
+        text: &str,
+        words: &[Word],
+        full: &[usize],
+        emitted: &[(usize, usize)],
+        out: &mut impl Emit,
+    ) {
+        for w in words.iter().filter(|w| w.cap) {
+            if emitted.iter().any(|&(a, b)| w.start < b && w.end > a) {
+                continue;
+            }
+            let s = &text[w.start..w.end];
+            if full
+                .iter()
+                .any(|&k| &text[words[k].start..words[k].end] == s)
+            {
+                out.emit("person", w.start, w.end, 0.7);
             }
         }
     }
@@ -200,6 +232,12 @@ impl Names {
             return Some(0.85);
         }
         let weak = ends_with_phrase(before, WEAK);
+        let reported = REPORTING.iter().any(|v| {
+            text[wl.end..].strip_prefix(' ').is_some_and(|r| {
+                r.starts_with(v) && !r[v.len()..].starts_with(char::is_alphanumeric)
+            })
+        });
+        let reported = reported || ends_with_phrase(before, REPORTING);
         let amb = self.ambiguous.contains(l0.as_ref());
         let first = !amb && self.first.contains(l0.as_ref());
         let initial = sentence_initial(before);
@@ -212,6 +250,9 @@ impl Names {
                 return Some(if weak { 0.8 } else { 0.7 });
             }
             if sur && !self.ambiguous.contains(ll.as_ref()) {
+                if reported && !initial {
+                    return Some(0.7);
+                }
                 return Some(if initial {
                     0.4
                 } else if weak {
@@ -231,6 +272,11 @@ impl Names {
         }
         if amb && weak && !initial {
             return Some(0.55);
+        }
+        // "…," says Iversen: a family name in reported speech. (Only known or
+        // surname-shaped words: "Microsoft said" is not a person.)
+        if reported && !initial && (self.in_last(&l0) || surname_shaped(&l0)) {
+            return Some(0.6);
         }
         None
     }

@@ -565,3 +565,38 @@ fn context_words_are_whole_words_within_the_window() {
     let far = format!("card{}1234", " ".repeat(60));
     assert!(!w.near(&far, 64, 68, 48, 24), "outside the window");
 }
+
+#[test]
+fn a_found_name_marks_its_parts_elsewhere_in_the_text() {
+    assert_eq!(
+        spans_of(
+            "You can tell Cecilie was a huge Cecilie Josefsen fan.",
+            "person"
+        ),
+        ["Cecilie", "Cecilie Josefsen"]
+    );
+    assert_eq!(
+        spans_of(
+            "It may be that Tesař was influenced by a song sung by Milan Tesař in 1974.",
+            "person"
+        ),
+        ["Tesař", "Milan Tesař"]
+    );
+    // Without the full name, the lone word stays unknown.
+    assert!(spans_of("It may be that Tesař was influenced by it.", "person").is_empty());
+}
+
+#[test]
+fn family_names_in_reported_speech() {
+    assert_eq!(
+        spans_of("\"It works,\" says Iversen.", "person"),
+        ["Iversen"]
+    );
+    assert_eq!(
+        spans_of("\"It works,\" said Kowalski.", "person"),
+        ["Kowalski"]
+    );
+    // Companies speak too; an unknown capitalised word after "said" is not a person.
+    assert!(spans_of("\"It works,\" said Microsoft.", "person").is_empty());
+    assert!(spans_of("The Release Notes said nothing.", "person").is_empty());
+}
