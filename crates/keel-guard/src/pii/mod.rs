@@ -18,6 +18,7 @@ pub mod name_words;
 pub mod names;
 pub mod net;
 pub mod numbers;
+pub mod text;
 pub mod validate;
 
 use regex::Regex;
