@@ -49,9 +49,23 @@ pub fn class_count(s: &str) -> usize {
 }
 
 /// A token a human did not type: upper, lower and digits, no lowercase run longer than 6
-/// (identifiers and words have them), at most two '/' (paths have more).
+/// (identifiers and words have them), at most two '/' (paths have more), not hex (a `0x`
+/// constant, a trace id), and switching between upper, lower and digit often (random base62
+/// switches at about 0.6 of adjacent pairs, `KEEL_OTLP_UNSET_7f3a` or `models/all-l6-v2` far
+/// less).
 pub fn random_looking(s: &str) -> bool {
     if !has_mixed_classes(s) || s.bytes().filter(|&b| b == b'/').count() > 2 {
+        return false;
+    }
+    let body = s.strip_prefix("0x").unwrap_or(s);
+    if body
+        .bytes()
+        .filter(u8::is_ascii_alphanumeric)
+        .all(|b| b.is_ascii_hexdigit())
+    {
+        return false;
+    }
+    if class_switch_rate(s) < 0.3 {
         return false;
     }
     let mut run = 0;
@@ -68,10 +82,42 @@ pub fn random_looking(s: &str) -> bool {
     true
 }
 
-/// `<password>`, `${PASSWORD}`, `xxxxxx`, `********`, `changeme`: not a real value.
+/// Share of adjacent alphanumeric pairs whose classes (upper, lower, digit) differ.
+pub fn class_switch_rate(s: &str) -> f32 {
+    let class = |b: u8| match b {
+        b'A'..=b'Z' => 0,
+        b'a'..=b'z' => 1,
+        _ => 2,
+    };
+    let (mut pairs, mut switches) = (0u32, 0u32);
+    for w in s.as_bytes().windows(2) {
+        if w[0].is_ascii_alphanumeric() && w[1].is_ascii_alphanumeric() {
+            pairs += 1;
+            switches += u32::from(class(w[0]) != class(w[1]));
+        }
+    }
+    if pairs == 0 {
+        0.0
+    } else {
+        switches as f32 / pairs as f32
+    }
+}
+
+/// Not a real secret value: a placeholder (`<password>`, `${PASSWORD}`, `xxxxxx`,
+/// `changeme`), a template or type (`{}`, `Option<Secret<String>>`), a constant's name
+/// (`TEST_KEY`), or words joined by dashes (`not-used-here`).
 pub fn looks_like_placeholder(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
-    s.starts_with(['<', '$', '{', '%', '('])
+    let constant_name = s.contains('_')
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    let dashed_words = s
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b == b'-' || b == b'_');
+    constant_name
+        || dashed_words
+        || s.contains(['{', '}', '<', '>', '\\'])
+        || s.starts_with(['<', '$', '{', '%', '('])
         || s.bytes().all(|b| b == s.as_bytes()[0])
         || [
             "changeme", "password", "example", "your_", "xxx", "***", "redacted", "null", "none",

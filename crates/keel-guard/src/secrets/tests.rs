@@ -230,9 +230,13 @@ fn bearer_tokens_and_password_assignments() {
         "password: <your password here>",
         "password=${DB_PASSWORD}",
         "password: ********",
-        "password: required",            // one class: a word
-        "the password is strong",        // no assignment
-        "Bearer authentication is used", // no token
+        "password: required",              // one class: a word
+        "the password is strong",          // no assignment
+        "Bearer authentication is used",   // no token
+        "password = TEST_KEY",             // a constant's name
+        "api_key: Option<Secret<String>>", // a type
+        "password=\"sk-bench-not-used\"",  // dashed words
+        "password: {}\\n",                 // a format string
     ] {
         assert!(found(t).is_empty(), "{t}: {:?}", found(t));
     }
@@ -253,6 +257,10 @@ fn high_entropy_tokens_but_not_identifiers_hashes_or_words() {
         format!("fixed in commit {commit}"), // hex hash
         format!("sha256 {}", fake(64, 83, "0123456789abcdef")), // checksum
         "AbstractSingletonProxyFactoryBean2 is a class".to_string(), // identifier
+        "KEEL_OTLP_SURELY_UNSET_7f3a".to_string(), // an env var name
+        "const K: u64 = 0xBF58_476D_1CE4_E5B9;".to_string(), // a hex constant
+        "traceparent 00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01".to_string(),
+        "$CACHE/models/all-minilm-l6-v2".to_string(), // a path
         "getUserAccountById2FromDatabase".to_string(),
         "src/main/java/com/example/App2Test.java".to_string(), // path
         "550e8400-e29b-41d4-a716-446655440000".to_string(),    // UUID
@@ -304,4 +312,21 @@ fn clean_prose_and_code_have_no_secrets() {
              client.chat.completions.create(model=\"gpt-4o-mini\", messages=messages). The request id \
              is req_8f2a and the trace is in the dashboard under Settings > Observability.";
     assert!(found(t).is_empty(), "{:?}", found(t));
+}
+
+#[test]
+fn most_random_tokens_are_detected() {
+    let s = scanner();
+    for len in [20, 32, 40] {
+        let hits = (0..1000u64)
+            .filter(|&seed| {
+                let tok = fake(len, 1000 + seed, B62);
+                s.hits(&format!("use {tok} now"))
+                    .iter()
+                    .any(|h| h.kind == "secret.high_entropy")
+            })
+            .count();
+        println!("{len}-char random base62 tokens: {hits}/1000 detected");
+        assert!(hits >= 900, "{len}-char tokens: {hits}/1000 detected");
+    }
 }
