@@ -29,6 +29,10 @@ pub const WEAK: &[&str] = &[
 /// Capitalised words that never start or continue a name.
 #[rustfmt::skip]
 pub const STOP: &[&str] = &[
+    // Type names that follow "name:" in code.
+    "string", "option", "vec", "hashmap", "btreemap", "result", "box", "arc", "str", "bool",
+    "int", "integer", "float", "double", "object", "array", "list", "dict", "map", "set",
+    "none", "null", "self", "json", "uuid", "names", "text", "value", "optional", "any",
     "i'm", "i've", "i'll", "i'd", "we're", "you're", "they're", "it's", "that's", "what's",
     "there's", "don't", "can't", "won't", "let", "the", "a", "an", "this", "that", "these", "those",
     "i", "in", "on", "at", "of", "for", "to", "and", "but", "or", "if", "when", "where", "what",

@@ -40,6 +40,7 @@ fn person_near_misses_are_not_reported() {
         "I may grant access in June.",  // lowercase words that are names
         "See the Release Notes below.", // title case heading
         "Smith",                        // a surname alone, no context
+        "pub struct Rail { name: String, score: Option<f32> }", // code
     ] {
         assert!(
             spans_of(t, "person").is_empty(),
