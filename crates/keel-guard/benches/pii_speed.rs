@@ -6,6 +6,13 @@
 //! 2. a percentile pass: `KEEL_BENCH_SCANS` (default 10,000) individually timed scans per
 //!    scanner and text, sorted, printed as p50 / p99 / p99.9 / max in µs.
 //!
+//! 3. when the labelled PII corpus exists (`bench/pii/run.sh` writes
+//!    `<cache>/bench/pii_corpus.jsonl`, cache = `KEEL_CACHE_DIR` or `~/.cache/keel`): the PII
+//!    scanner over all its sentences, one scan each, as sentences/s, KB/s and per-sentence
+//!    p50/p99, beside presidio-analyzer's numbers from `pii_presidio.json` when that exists
+//!    (same sentences, same machine; the ratio is the comparison, since these machines are
+//!    noisy).
+//!
 //! Run: `cargo bench -p keel-guard --bench pii_speed`
 //! (the percentile pass only: `cargo bench -p keel-guard --bench pii_speed -- --percentiles`).
 
@@ -167,6 +174,81 @@ fn percentiles(scanners: &[(&str, &dyn Scanner)], texts: &[(&str, String)]) {
     }
 }
 
+fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("KEEL_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/keel")
+        })
+}
+
+fn corpus_pass(pii: &PiiScanner) {
+    let bench = cache_dir().join("bench");
+    let Ok(corpus) = std::fs::read_to_string(bench.join("pii_corpus.jsonl")) else {
+        println!(
+            "\n(no {}; skipping the corpus pass)",
+            bench.join("pii_corpus.jsonl").display()
+        );
+        return;
+    };
+    let texts: Vec<String> = corpus
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["text"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    for t in &texts {
+        black_box(pii.hits(t));
+    }
+    let rounds = 5;
+    let mut times = Vec::with_capacity(texts.len() * rounds);
+    let all = Instant::now();
+    for _ in 0..rounds {
+        for t in &texts {
+            let start = Instant::now();
+            black_box(pii.hits(black_box(t)));
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let secs = all.elapsed().as_secs_f64() / rounds as f64;
+    times.sort_by(f64::total_cmp);
+    let q = |p: f64| times[((p * times.len() as f64) as usize).min(times.len() - 1)] * 1e6;
+    let sps = texts.len() as f64 / secs;
+    let kbps = bytes as f64 / 1024.0 / secs;
+    println!(
+        "\nPII corpus: {} sentences, {} bytes, {rounds} rounds",
+        texts.len(),
+        bytes
+    );
+    println!(
+        "keel     {sps:>12.0} sentences/s {kbps:>10.0} KB/s   p50 {:>8.1} µs   p99 {:>8.1} µs",
+        q(0.5),
+        q(0.99)
+    );
+    let Ok(peer) = std::fs::read_to_string(bench.join("pii_presidio.json")) else {
+        return;
+    };
+    let peer: serde_json::Value = serde_json::from_str(&peer).unwrap();
+    let t = &peer["throughput"];
+    if let (Some(p_sps), Some(p_kbps)) = (t["sentences_per_s"].as_f64(), t["kb_per_s"].as_f64()) {
+        println!(
+            "presidio {p_sps:>12.0} sentences/s {p_kbps:>10.0} KB/s   p50 {:>8.1} µs   p99 {:>8.1} µs  (from pii_presidio.json)",
+            t["latency_ms_p50"].as_f64().unwrap_or(f64::NAN) * 1e3,
+            t["latency_ms_p99"].as_f64().unwrap_or(f64::NAN) * 1e3
+        );
+        println!("keel / presidio: {:.0}x sentences/s", sps / p_sps);
+        if let Some(b_sps) = t["batched"]["sentences_per_s"].as_f64() {
+            println!(
+                "keel / presidio batched ({b_sps:.0} sentences/s): {:.0}x",
+                sps / b_sps
+            );
+        }
+    }
+}
+
 fn main() {
     let pii = PiiScanner::new(&PiiConfig::default()).unwrap();
     let secrets = SecretsScanner::new(&SecretsConfig::default()).unwrap();
@@ -179,4 +261,5 @@ fn main() {
         c.final_summary();
     }
     percentiles(&scanners, &texts);
+    corpus_pass(&pii);
 }
