@@ -330,3 +330,51 @@ fn most_random_tokens_are_detected() {
         assert!(hits >= 900, "{len}-char tokens: {hits}/1000 detected");
     }
 }
+
+#[test]
+fn random_mixed_text_gives_sorted_disjoint_spans_on_char_boundaries() {
+    let key = format!("sk-proj-{}", fake(40, 99, B62));
+    let tok = fake(32, 98, B62);
+    let pieces = [
+        key.as_str(),
+        tok.as_str(),
+        "-----BEGIN PRIVATE KEY-----",
+        "-----END PRIVATE KEY-----",
+        "eyJhbGciOiJIUzI1NiJ9",
+        ".",
+        "password=",
+        "Bearer ",
+        "é",
+        "☕",
+        " ",
+        "\n",
+        "AKIA",
+        "=",
+        "/",
+        "+",
+        "ghp_",
+        "xoxb-",
+        "名",
+    ];
+    let s = scanner();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..400 {
+        let mut t = String::new();
+        for _ in 0..30 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t.push_str(pieces[(x % pieces.len() as u64) as usize]);
+        }
+        let scan = s.scan(&ScanInput::text(&t, GuardStage::Input)).unwrap();
+        for f in &scan.findings {
+            assert!(
+                t.is_char_boundary(f.start) && t.is_char_boundary(f.end),
+                "{f:?} in {t:?}"
+            );
+        }
+        for w in scan.findings.windows(2) {
+            assert!(w[0].end <= w[1].start, "{:?} overlaps {:?}", w[0], w[1]);
+        }
+    }
+}

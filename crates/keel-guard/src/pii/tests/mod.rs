@@ -286,3 +286,85 @@ fn config_errors_name_the_field() {
         .is_err()
     );
 }
+
+#[test]
+fn validators_deserialize_in_snake_case() {
+    for (name, v) in [
+        ("luhn", Validator::Luhn),
+        ("mod97", Validator::Mod97),
+        ("us_ssn", Validator::UsSsn),
+        ("ip_address", Validator::IpAddress),
+        ("nhs_mod11", Validator::NhsMod11),
+        ("aba_routing", Validator::AbaRouting),
+    ] {
+        assert_eq!(
+            serde_json::from_str::<Validator>(&format!("{name:?}")).unwrap(),
+            v
+        );
+    }
+}
+
+#[test]
+fn random_mixed_text_gives_sorted_disjoint_spans_on_char_boundaries() {
+    // Pieces that trigger many recognizers at once, glued in pseudo-random order.
+    let pieces = [
+        "4111 1111 1111 1111",
+        "DE89 3704 0044 0532 0130 00",
+        "536-22-1234",
+        "+44 20 7946 0958",
+        "john@example.com",
+        "10.1.2.3",
+        "fe80::1ff:fe23:4567:890a",
+        "born 04/12/1987",
+        "Dr. Müller",
+        "John Smith",
+        "é",
+        "☕",
+        "名前",
+        " ",
+        ", ",
+        ". ",
+        "\n",
+        "0",
+        "-",
+        "(",
+        ")",
+        "[EMAIL_1]",
+        "Zoë",
+        "ß",
+        "İ",
+        "1",
+        "@",
+        ":",
+        "Mr.",
+        "x",
+    ];
+    let s = scanner();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..400 {
+        let mut t = String::new();
+        for _ in 0..40 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t.push_str(pieces[(x % pieces.len() as u64) as usize]);
+        }
+        let scan = s.scan(&ScanInput::text(&t, GuardStage::Input)).unwrap();
+        for f in &scan.findings {
+            assert!(f.start < f.end && f.end <= t.len(), "{f:?} in {t:?}");
+            assert!(
+                t.is_char_boundary(f.start) && t.is_char_boundary(f.end),
+                "{f:?} in {t:?}"
+            );
+            assert!((0.0..=1.0).contains(&f.score));
+        }
+        for w in scan.findings.windows(2) {
+            assert!(
+                w[0].end <= w[1].start,
+                "{:?} overlaps {:?} in {t:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+}
