@@ -79,6 +79,7 @@ pub struct ContextWords {
 }
 
 impl ContextWords {
+    /// Compiles `words` (lowercase ASCII phrases).
     pub fn new<S: AsRef<str>>(words: &[S]) -> Result<Self, String> {
         let ac = aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)

@@ -60,6 +60,7 @@ pub struct Dates {
 }
 
 impl Dates {
+    /// Compiles the date pattern and context words.
     pub fn new() -> Result<Self, String> {
         let month = r"(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?";
         let ord = r"(?i:st|nd|rd|th)?";

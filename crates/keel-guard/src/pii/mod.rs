@@ -83,14 +83,18 @@ pub const CONTEXT_BOOST: f32 = 0.35;
 /// A finding before it is owned: kind borrowed from the scanner.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit<'k> {
+    /// The finding kind (`email`, a custom recognizer's name, `secret.jwt`, ...).
     pub kind: &'k str,
+    /// Byte offsets into the scanned text, on char boundaries.
     pub start: usize,
     pub end: usize,
+    /// 0..=1.
     pub score: f32,
 }
 
 /// Where recognizers put what they find.
 pub trait Emit {
+    /// Records one finding.
     fn emit(&mut self, kind: &'static str, start: usize, end: usize, score: f32);
 }
 

@@ -60,6 +60,7 @@ fn lines(s: &'static str) -> impl Iterator<Item = &'static str> {
 }
 
 impl Names {
+    /// Parses the lexicons and word lists.
     pub fn new() -> Self {
         Self {
             first: lines(FIRST).collect(),

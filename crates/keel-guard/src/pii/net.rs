@@ -37,6 +37,7 @@ pub struct Net {
 }
 
 impl Net {
+    /// Compiles the candidate patterns and context words.
     pub fn new() -> Result<Self, String> {
         let re = |p: &str| Regex::new(p).map_err(|e| format!("built-in pattern: {e}"));
         Ok(Self {

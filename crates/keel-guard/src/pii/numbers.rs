@@ -81,6 +81,7 @@ pub struct Numbers {
 }
 
 impl Numbers {
+    /// Compiles the candidate patterns and context words.
     pub fn new() -> Result<Self, String> {
         let re = |p: &str| Regex::new(p).map_err(|e| format!("built-in pattern: {e}"));
         Ok(Self {

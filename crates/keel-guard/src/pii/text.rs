@@ -4,7 +4,9 @@
 /// One word of the scanned text (byte offsets).
 #[derive(Debug, Clone, Copy)]
 pub struct Word {
+    /// Byte offset of the first character.
     pub start: usize,
+    /// Byte offset just past the last character.
     pub end: usize,
     /// Capitalised: an uppercase letter followed by a lowercase one (not ALL CAPS).
     pub cap: bool,

@@ -13,6 +13,7 @@ mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::ops::Bound;
 
 use crate::scan::Finding;
 
@@ -60,6 +61,7 @@ pub fn label(kind: &str) -> String {
 }
 
 impl RedactionMap {
+    /// An empty map (one per request).
     pub fn new() -> Self {
         Self::default()
     }
@@ -165,7 +167,7 @@ impl RedactionMap {
         tail.len() < self.max_len
             && self
                 .originals
-                .range(tail.to_string()..)
+                .range::<str, _>((Bound::Included(tail), Bound::Unbounded))
                 .next()
                 .is_some_and(|(p, _)| p.starts_with(tail))
     }
@@ -175,6 +177,7 @@ impl RedactionMap {
         self.originals.len()
     }
 
+    /// Whether nothing has been redacted.
     pub fn is_empty(&self) -> bool {
         self.originals.is_empty()
     }

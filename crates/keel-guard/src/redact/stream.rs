@@ -14,6 +14,7 @@ pub struct StreamRestorer {
 }
 
 impl StreamRestorer {
+    /// A restorer for one streamed answer, with the request's map.
     pub fn new(map: Arc<RedactionMap>) -> Self {
         Self {
             map,
