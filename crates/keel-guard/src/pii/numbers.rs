@@ -246,9 +246,32 @@ impl Numbers {
             let ctx = self.phone_ctx.near(text, start, end, BEFORE, AFTER);
             if let Some(score) = phone_score(s, ctx) {
                 out.emit("phone", start, end, score);
+                continue;
+            }
+            // "in 2023 415-555-0132", "415-555-0132 2023": an unrelated number next to a
+            // phone number, joined by a space. Try without it.
+            let best = trimmed_spans(s)
+                .filter_map(|(a, b)| phone_score(&s[a..b], ctx).map(|sc| (sc, b - a, a, b)))
+                .max_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)));
+            if let Some((score, _, a, b)) = best {
+                out.emit("phone", start + a, start + b, score);
             }
         }
     }
+}
+
+/// `s` without a leading and/or trailing space-separated run of digits, longest first.
+fn trimmed_spans(s: &str) -> impl Iterator<Item = (usize, usize)> {
+    let digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
+    let head = s.find(' ').filter(|&i| digits(&s[..i])).map(|i| i + 1);
+    let tail = s.rfind(' ').filter(|&i| digits(&s[i + 1..]));
+    [
+        head.map(|a| (a, s.len())),
+        tail.map(|b| (0, b)),
+        head.zip(tail).filter(|(a, b)| a < b),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Digit groups of a phone candidate (lengths), the extension cut off.

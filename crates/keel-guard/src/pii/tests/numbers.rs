@@ -198,3 +198,16 @@ fn phone_near_misses_are_not_reported() {
         );
     }
 }
+
+#[test]
+fn phones_next_to_an_unrelated_number() {
+    assert_eq!(
+        spans_of("since 2019 415-555-0132 is my line", "phone"),
+        ["415-555-0132"]
+    );
+    assert_eq!(
+        spans_of("call 020 7946 0958 2024 edition", "phone"),
+        ["020 7946 0958"]
+    );
+    assert!(spans_of("codes 12345 67890 12345 11", "phone").is_empty());
+}
