@@ -198,3 +198,21 @@ fn streaming_with_an_empty_map_passes_chunks_through() {
     assert_eq!(r.push("[EMA"), "[EMA");
     assert_eq!(r.finish(), "");
 }
+
+#[test]
+fn pii_and_secrets_findings_redact_together() {
+    use crate::secrets::{SecretsConfig, SecretsScanner};
+    let key = "sk-proj-Q7vX2mK9pL4wR8tZ3nB6yH1cF5dJ0aGe";
+    let text = format!("I'm John Smith, key {key}, mail john@example.com");
+    let input = ScanInput::text(&text, GuardStage::Input);
+    let mut all = pii().scan(&input).unwrap().findings;
+    let secrets = SecretsScanner::new(&SecretsConfig::default()).unwrap();
+    all.extend(secrets.scan(&input).unwrap().findings);
+    let mut map = RedactionMap::new();
+    let red = map.redact(&text, &all);
+    assert_eq!(
+        red,
+        "I'm [PERSON_1], key [SECRET_OPENAI_API_KEY_1], mail [EMAIL_1]"
+    );
+    assert_eq!(map.restore(&red), text);
+}
