@@ -178,4 +178,6 @@ impl Scanner for InjectionScanner {
 }
 
 #[cfg(test)]
+mod real_weights;
+#[cfg(test)]
 mod tests;
