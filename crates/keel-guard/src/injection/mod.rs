@@ -2,7 +2,7 @@
 //! (and over payloads decoded from base64, hex, ...), the jailguard MLP over the text's MiniLM
 //! embedding, and one calibrated score combining both.
 //!
-//! - [`rules`](self): the pattern families (`injection.override`, `injection.role_play`,
+//! - `rules`: the pattern families (`injection.override`, `injection.role_play`,
 //!   `injection.system_prompt_request`, `injection.delimiter`, `injection.exfiltration`,
 //!   `injection.tool_call`, `injection.indirect`, `injection.encoded`).
 //! - [`Mlp`]: the classifier's forward pass.
