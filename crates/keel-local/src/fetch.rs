@@ -6,6 +6,13 @@
 //! pin is complete by construction: it is only ever moved into place (one `rename`) after
 //! every file was written. Concurrent fetchers (threads or processes) serialise on a lock file
 //! per package, and the loser of the race finds the marker and returns at once.
+//!
+//! `guard_data` adds the prompt-injection data: bastioncorpus (a wheel like the others) and
+//! the jailguard MLP weights (from the `jailguard` crate source, fetched with cargo).
+
+mod guard_data;
+
+pub use guard_data::{bastion_dir, bastion_rows, ensure_jailguard, jailguard_path};
 
 use crate::error::LocalError;
 use sha2::{Digest, Sha256};

@@ -21,8 +21,12 @@ policy = "strict"
 [routes.rerouting]
 models = ["a"]
 policy = "reroute"
+[models.s]
+provider = "mock"
+upstream = "mock-s"
+capabilities = ["chat", "stream", "json_schema"]
 [routes.schema]
-models = ["a"]
+models = ["s"]
 retry = { max_retries = 0 }
 policy = "schema"
 [guard.scanners.cards]
@@ -90,6 +94,7 @@ async fn input_rails_block_redact_restore_and_escalate() {
     let answer = v["choices"][0]["message"]["content"].as_str().unwrap();
     assert!(answer.contains(CARD) && answer.contains("jane.doe@example.com"), "{answer}");
     assert_eq!(v["keel"]["policy"]["redacted"], 2);
+    let redacted_request = v["keel"]["request_id"].as_str().unwrap().to_owned();
     assert_eq!(v["keel"]["policy"]["action"], "redact");
     let stages = v["keel"]["stages"].as_array().unwrap();
     assert!(stages.contains(&json!({"stage": "input_policy", "outcome": "ok"})));
@@ -137,8 +142,11 @@ async fn input_rails_block_redact_restore_and_escalate() {
         (!data.is_empty()).then_some(data)
     })
     .await;
-    let id = list[0]["trace_id"].as_str().unwrap();
-    let trace = keel.get_json(ACME_KEY, &format!("/v1/traces/{id}")).await;
+    assert!(list.iter().any(|t| t["request_id"] == redacted_request.as_str()), "{list:?}");
+    assert!(list.iter().all(|t| t["policy_action"] == "redact"), "{list:?}");
+    let trace = keel
+        .get_json(ACME_KEY, &format!("/v1/traces/{redacted_request}"))
+        .await;
     let checks = trace["content"]["policy"].as_array().unwrap();
     let rails = checks[0]["rails"].as_array().unwrap();
     assert!(rails.iter().any(|r| r["scanner"] == "cards"), "{trace}");
