@@ -4,8 +4,9 @@
 //!   question-length texts (12–20 tokens) embedded one call at a time, `KEEL_EMBED_CALLS`
 //!   calls (default 600) after a warm-up; p50/p90/p99/max in milliseconds.
 //! - Throughput (`throughput` or `all`) on the texts of a file (one JSON string per line,
-//!   `KEEL_EMBED_TEXTS`), in batches of 32 and one at a time; `bench/embeddings.sh` runs it
-//!   beside sentence-transformers on the same texts.
+//!   `KEEL_EMBED_TEXTS`; default: the `knowledge` passages of HaluEval QA dev rows 0–999),
+//!   in batches of 32 and one at a time; `bench/embeddings.sh` runs it beside
+//!   sentence-transformers on the same texts.
 
 use keel_local::embed::Embedder;
 use std::time::Instant;
@@ -72,11 +73,23 @@ async fn latency(embedder: &Embedder) -> Result<(), Box<dyn std::error::Error>> 
 }
 
 async fn throughput(embedder: &Embedder) -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::var("KEEL_EMBED_TEXTS")?;
-    let texts: Vec<String> = std::fs::read_to_string(&path)?
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    let texts: Vec<String> = match std::env::var("KEEL_EMBED_TEXTS") {
+        Ok(path) => std::fs::read_to_string(&path)?
+            .lines()
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?,
+        // The same texts bench/embeddings.sh uses: HaluEval QA dev rows 0-999's passages.
+        Err(_) => {
+            let cache = keel_local::fetch::default_cache_dir()?;
+            keel_local::fetch::halueval_dev_rows(&cache, 1000)?
+                .iter()
+                .map(|line| {
+                    let row: serde_json::Value = serde_json::from_str(line)?;
+                    Ok(row["knowledge"].as_str().unwrap_or_default().to_string())
+                })
+                .collect::<Result<_, serde_json::Error>>()?
+        }
+    };
     // Warm-up.
     embedder
         .embed(texts.iter().take(32).cloned().collect())
