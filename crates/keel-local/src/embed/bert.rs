@@ -15,6 +15,9 @@ use candle_core::{DType, Tensor};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use std::collections::HashMap;
 
+/// Fewest tokens in a pass worth splitting between threads.
+const MIN_SPLIT_TOKENS: usize = 48;
+
 struct Layer {
     /// Query, key and value projections side by side (`3 × hidden` outputs).
     qkv: PackedLinear,
@@ -38,7 +41,7 @@ pub(crate) struct Bert {
     token_type: Vec<f32>,
     emb_norm: (Vec<f32>, Vec<f32>),
     layers: Vec<Layer>,
-    /// Threads a large matmul may use.
+    /// Threads one forward pass may use (its texts are split between them).
     threads: usize,
 }
 
@@ -94,8 +97,8 @@ fn pack(
 
 impl Bert {
     /// Builds the encoder from a checkpoint's tensors (`embeddings.*`, `encoder.layer.N.*`,
-    /// optionally under `bert.`) and its config. `threads` bounds the threads one matmul
-    /// may use.
+    /// optionally under `bert.`) and its config. `threads` bounds the threads one forward
+    /// pass may use.
     pub(crate) fn load(
         tensors: HashMap<String, Tensor>,
         config: &Config,
@@ -178,7 +181,54 @@ impl Bert {
 
     /// Mean-pooled, L2-normalised embeddings of `texts` (token ids with `[CLS]`/`[SEP]`,
     /// each at most `max_position_embeddings` long), in one forward pass.
+    ///
+    /// Several texts are split into groups of about equal token counts, one thread per
+    /// group: one thread spawn per pass. (Splitting each matmul between threads instead
+    /// costs two dozen spawns and joins per pass, which lost to one thread on a busy
+    /// 2-core machine even for a single query.)
     pub(crate) fn embed(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
+        let tokens: usize = texts.iter().map(|t| t.len()).sum();
+        let groups = self.threads.min(texts.len());
+        if groups < 2 || tokens < MIN_SPLIT_TOKENS {
+            return self.pass(texts);
+        }
+        // Cut points at multiples of tokens / groups.
+        let mut bounds = vec![0];
+        let mut seen = 0;
+        for (i, t) in texts.iter().enumerate() {
+            seen += t.len();
+            if bounds.len() < groups
+                && seen * groups >= tokens * bounds.len()
+                && i + 1 < texts.len()
+            {
+                bounds.push(i + 1);
+            }
+        }
+        bounds.push(texts.len());
+        let parts: Vec<&[&[u32]]> = bounds.windows(2).map(|w| &texts[w[0]..w[1]]).collect();
+        let results: Vec<Result<Vec<Vec<f32>>, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts[1..]
+                .iter()
+                .map(|&part| s.spawn(move || self.pass(part)))
+                .collect();
+            let mut results = vec![self.pass(parts[0])];
+            for h in handles {
+                results.push(
+                    h.join()
+                        .unwrap_or_else(|_| Err("embedding thread panicked".into())),
+                );
+            }
+            results
+        });
+        let mut out = Vec::with_capacity(texts.len());
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    /// [`Bert::embed`] of all `texts` on the calling thread.
+    fn pass(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
         let h = self.hidden;
         let vocab = self.word.len() / h;
         let rows: usize = texts.iter().map(|t| t.len()).sum();
@@ -214,13 +264,13 @@ impl Bert {
         let mut tmp = vec![0.0f32; rows * h];
         let mut inter = vec![0.0f32; rows * ff];
         for layer in &self.layers {
-            layer.qkv.forward(&x, &mut qkv, self.threads);
+            layer.qkv.forward(&x, &mut qkv, 1);
             self.attention(&qkv, &lens, &mut ctx);
-            layer.attn_out.forward(&ctx, &mut tmp, self.threads);
+            layer.attn_out.forward(&ctx, &mut tmp, 1);
             add_norm(&mut x, &tmp, &layer.attn_norm, self.eps);
-            layer.up.forward(&x, &mut inter, self.threads);
+            layer.up.forward(&x, &mut inter, 1);
             self.act.apply(&mut inter);
-            layer.down.forward(&inter, &mut tmp, self.threads);
+            layer.down.forward(&inter, &mut tmp, 1);
             add_norm(&mut x, &tmp, &layer.out_norm, self.eps);
         }
 

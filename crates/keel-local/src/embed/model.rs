@@ -17,7 +17,7 @@ use tokenizers::{Encoding, Tokenizer, TruncationParams};
 /// Used when the directory has no sentence_bert_config.json.
 const DEFAULT_MAX_SEQ_LEN: usize = 256;
 
-/// Most threads one matmul uses unless `KEEL_EMBED_THREADS` says otherwise.
+/// Most threads one forward pass uses unless `KEEL_EMBED_THREADS` says otherwise.
 const MAX_DEFAULT_THREADS: usize = 4;
 
 pub(crate) struct EmbedModel {
@@ -104,7 +104,7 @@ impl EmbedModel {
     }
 }
 
-/// Threads per matmul: `KEEL_EMBED_THREADS` if set to a positive number, else the available
+/// Threads per forward pass: `KEEL_EMBED_THREADS` if set to a positive number, else the available
 /// cores up to [`MAX_DEFAULT_THREADS`].
 fn threads() -> usize {
     std::env::var("KEEL_EMBED_THREADS")
