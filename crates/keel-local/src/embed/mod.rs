@@ -1,7 +1,12 @@
 //! `Embedder`: a cheap, cloneable handle to a sentence-embedding model served by one
 //! dedicated thread that batches concurrent calls into shared forward passes.
 
+mod bert;
+mod kernels;
+mod matmul;
 mod model;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use crate::error::LocalError;

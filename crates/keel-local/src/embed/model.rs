@@ -1,23 +1,27 @@
 //! The sentence-embedding model: BERT from safetensors + config.json + tokenizer.json,
-//! mean pooling over the attention mask, L2 normalisation (the all-MiniLM-L6-v2 recipe).
+//! mean pooling over each text's tokens, L2 normalisation (the all-MiniLM-L6-v2 recipe).
+//! The forward pass is keel's own ([`super::bert`]).
 //!
 //! Trap: the packaged tokenizer.json pads every input to 128 tokens and truncates at 128.
 //! Both are switched off and replaced: truncation at the model's `max_seq_length` (256 for
-//! MiniLM, read from sentence_bert_config.json) and padding per forward pass to the longest
-//! text, with an attention mask so padding changes no vector.
+//! MiniLM, read from sentence_bert_config.json) and no padding at all (a forward pass
+//! concatenates its texts' tokens; attention stays within each text).
 
+use super::bert::Bert;
 use crate::error::LocalError;
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_core::Device;
+use candle_transformers::models::bert::Config;
 use std::path::Path;
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 /// Used when the directory has no sentence_bert_config.json.
 const DEFAULT_MAX_SEQ_LEN: usize = 256;
 
+/// Most threads one forward pass uses unless `KEEL_EMBED_THREADS` says otherwise.
+const MAX_DEFAULT_THREADS: usize = 4;
+
 pub(crate) struct EmbedModel {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
     pub dimensions: usize,
     pub max_seq_len: usize,
@@ -56,8 +60,7 @@ impl EmbedModel {
         // is ~90 MB.
         let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
             .map_err(|e| LocalError::Load(format!("{}: {e}", weights_path.display())))?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let model = BertModel::load(vb, &config)
+        let model = Bert::load(tensors, &config, threads())
             .map_err(|e| LocalError::Load(format!("BERT weights: {e}")))?;
 
         let tokenizer_path = dir.join("tokenizer.json");
@@ -94,36 +97,23 @@ impl EmbedModel {
             .collect())
     }
 
-    /// One forward pass over `batch` (padded to the longest), returning one unit-length
-    /// vector per input in order.
+    /// One forward pass over `batch` (no padding), returning one unit-length vector per
+    /// input in order.
     pub(crate) fn embed(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, LocalError> {
-        let n = batch.len();
-        let len = batch.iter().map(|ids| ids.len()).max().unwrap_or(0).max(1);
-        let mut ids = Vec::with_capacity(n * len);
-        let mut mask = Vec::with_capacity(n * len);
-        for row in batch {
-            ids.extend_from_slice(row);
-            ids.extend(std::iter::repeat_n(0u32, len - row.len()));
-            mask.extend(std::iter::repeat_n(1u32, row.len()));
-            mask.extend(std::iter::repeat_n(0u32, len - row.len()));
-        }
-        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let dev = &Device::Cpu;
-            let ids = Tensor::from_vec(ids, (n, len), dev)?;
-            let mask = Tensor::from_vec(mask, (n, len), dev)?;
-            let type_ids = ids.zeros_like()?;
-            let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?; // (n, len, dim)
-            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (n, len, 1)
-            let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (n, dim)
-            let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (n, 1)
-            let mean = summed.broadcast_div(&counts)?;
-            let norms = mean
-                .sqr()?
-                .sum_keepdim(1)?
-                .sqrt()?
-                .clamp(1e-12f32, f32::MAX)?;
-            mean.broadcast_div(&norms)?.to_vec2::<f32>()
-        };
-        run().map_err(LocalError::inference)
+        self.model.embed(batch).map_err(LocalError::Inference)
     }
+}
+
+/// Threads per forward pass: `KEEL_EMBED_THREADS` if set to a positive number, else the available
+/// cores up to [`MAX_DEFAULT_THREADS`].
+fn threads() -> usize {
+    std::env::var("KEEL_EMBED_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_DEFAULT_THREADS)
+        })
 }

@@ -2,10 +2,10 @@
 //! them together and hands each request its own slice of the results.
 //!
 //! Batching: the thread blocks for the first request, then takes whatever else is already
-//! queued while the texts fit in `max_batch`. A request larger than `max_batch` on its own is
-//! embedded in several passes. Within a batch, texts are sorted by length and cut into
-//! passes of similar length (see [`similar_length`]), so one long text does not make every
-//! short one pay for its padding.
+//! queued while the texts fit in `max_batch`; it never waits for more. A request larger than
+//! `max_batch` on its own is embedded in several passes. A pass carries its texts unpadded
+//! (see `super::bert`), so texts of any lengths share one; a pass is also cut at
+//! [`MAX_PASS_TOKENS`] tokens to bound its working memory.
 
 use super::EmbedOutput;
 use super::model::{EmbedModel, Tokenized};
@@ -15,6 +15,9 @@ use std::sync::{Arc, mpsc as std_mpsc};
 use std::time::Instant;
 use tokio::sync::oneshot;
 use tracing::debug;
+
+/// Most tokens in one forward pass (about 60 MB of activations for MiniLM).
+const MAX_PASS_TOKENS: usize = 4096;
 
 pub(crate) enum Msg {
     Job(Job),
@@ -191,34 +194,29 @@ impl Worker {
         let tokens: u64 = token_counts.iter().map(|&n| u64::from(n)).sum();
         self.shared.tokens.fetch_add(tokens, Ordering::Relaxed);
 
-        // Longest first; each pass holds at most `max_batch` texts of similar length.
-        let mut order: Vec<usize> = (0..tokenized.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(tokenized[i].ids.len()));
-        let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); tokenized.len()];
+        let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(tokenized.len());
         let mut start = 0;
-        while start < order.len() {
-            let longest = tokenized[order[start]].ids.len();
+        while start < tokenized.len() {
             let mut end = start + 1;
-            while end < order.len()
+            let mut pass_tokens = tokenized[start].ids.len();
+            while end < tokenized.len()
                 && end - start < self.max_batch
-                && similar_length(tokenized[order[end]].ids.len(), longest)
+                && pass_tokens + tokenized[end].ids.len() <= MAX_PASS_TOKENS
             {
+                pass_tokens += tokenized[end].ids.len();
                 end += 1;
             }
-            let pass: Vec<&[u32]> = order[start..end]
+            let pass: Vec<&[u32]> = tokenized[start..end]
                 .iter()
-                .map(|&i| tokenized[i].ids.as_slice())
+                .map(|t| t.ids.as_slice())
                 .collect();
             let started = Instant::now();
-            let out = self.model.embed(&pass)?;
+            vectors.extend(self.model.embed(&pass)?);
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.shared
                 .forward_nanos
                 .fetch_add(nanos, Ordering::Relaxed);
             self.shared.forward_passes.fetch_add(1, Ordering::Relaxed);
-            for (&i, v) in order[start..end].iter().zip(out) {
-                vectors[i] = v;
-            }
             start = end;
         }
         Ok(EmbedOutput {
@@ -227,10 +225,4 @@ impl Worker {
             truncated: tokenized.iter().map(|t| t.truncated).collect(),
         })
     }
-}
-
-/// Whether a text of `len` tokens may share a forward pass with one of `longest` tokens:
-/// within 32 tokens, or at least half as long. Bounds padding waste to about 2x.
-fn similar_length(len: usize, longest: usize) -> bool {
-    len * 2 >= longest || longest - len <= 32
 }

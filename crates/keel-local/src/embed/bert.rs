@@ -1,0 +1,332 @@
+//! keel's own BERT encoder forward pass (inference only, f32, CPU) over the safetensors
+//! weights, used by the embedder instead of candle's `BertModel`.
+//!
+//! Why: for the short texts of queries candle spent most of its time outside arithmetic
+//! (re-packing every weight on every matmul, thread-pool dispatch per op, one allocation
+//! per op, masked padding). Here the weights are packed once ([`PackedLinear`]), a forward
+//! pass holds the tokens of several texts *without padding* (dense layers see all tokens as
+//! one matrix; attention runs per text, so no mask is needed), and the elementwise steps are
+//! fused loops ([`super::kernels`]). Numerically it is the same computation as the
+//! PyTorch/candle model up to float summation order (checked against candle in the tests).
+
+use super::kernels::{Activation, axpy, dot, layer_norm, softmax};
+use super::matmul::PackedLinear;
+use candle_core::{DType, Tensor};
+use candle_transformers::models::bert::{Config, HiddenAct};
+use std::collections::HashMap;
+
+/// Fewest tokens in a pass worth splitting between threads.
+const MIN_SPLIT_TOKENS: usize = 48;
+
+struct Layer {
+    /// Query, key and value projections side by side (`3 × hidden` outputs).
+    qkv: PackedLinear,
+    attn_out: PackedLinear,
+    attn_norm: (Vec<f32>, Vec<f32>),
+    up: PackedLinear,
+    down: PackedLinear,
+    out_norm: (Vec<f32>, Vec<f32>),
+}
+
+/// A loaded BERT encoder.
+pub(crate) struct Bert {
+    hidden: usize,
+    heads: usize,
+    eps: f64,
+    act: Activation,
+    max_positions: usize,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    /// Token type 0's embedding (sentence embeddings never use type 1).
+    token_type: Vec<f32>,
+    emb_norm: (Vec<f32>, Vec<f32>),
+    layers: Vec<Layer>,
+    /// Threads one forward pass may use (its texts are split between them).
+    threads: usize,
+}
+
+/// Reads named f32 tensors out of a safetensors map, whatever prefix the checkpoint uses.
+struct Weights {
+    tensors: HashMap<String, Tensor>,
+    prefix: &'static str,
+}
+
+impl Weights {
+    fn get(&self, names: &[&str], len: usize) -> Result<Vec<f32>, String> {
+        for name in names {
+            let full = format!("{}{name}", self.prefix);
+            if let Some(t) = self.tensors.get(&full) {
+                let v = t
+                    .to_dtype(DType::F32)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(|e| format!("{full}: {e}"))?;
+                if v.len() != len {
+                    return Err(format!("{full}: {} values, expected {len}", v.len()));
+                }
+                return Ok(v);
+            }
+        }
+        Err(format!("missing tensor {}{}", self.prefix, names[0]))
+    }
+
+    fn norm(&self, base: &str, width: usize) -> Result<(Vec<f32>, Vec<f32>), String> {
+        let w = self.get(
+            &[&format!("{base}.weight"), &format!("{base}.gamma")],
+            width,
+        )?;
+        let b = self.get(&[&format!("{base}.bias"), &format!("{base}.beta")], width)?;
+        Ok((w, b))
+    }
+
+    fn linear(&self, base: &str, n: usize, k: usize) -> Result<(Vec<f32>, Vec<f32>), String> {
+        let w = self.get(&[&format!("{base}.weight")], n * k)?;
+        let b = self.get(&[&format!("{base}.bias")], n)?;
+        Ok((w, b))
+    }
+}
+
+fn pack(
+    parts: (Vec<f32>, Vec<f32>),
+    n: usize,
+    k: usize,
+    what: &str,
+) -> Result<PackedLinear, String> {
+    PackedLinear::new(&parts.0, &parts.1, n, k).ok_or_else(|| format!("{what}: bad shape"))
+}
+
+impl Bert {
+    /// Builds the encoder from a checkpoint's tensors (`embeddings.*`, `encoder.layer.N.*`,
+    /// optionally under `bert.`) and its config. `threads` bounds the threads one forward
+    /// pass may use.
+    pub(crate) fn load(
+        tensors: HashMap<String, Tensor>,
+        config: &Config,
+        threads: usize,
+    ) -> Result<Self, String> {
+        let prefix = if tensors.contains_key("embeddings.word_embeddings.weight") {
+            ""
+        } else {
+            "bert."
+        };
+        let w = Weights { tensors, prefix };
+        let (h, ff) = (config.hidden_size, config.intermediate_size);
+        let heads = config.num_attention_heads;
+        if heads == 0 || h % heads != 0 {
+            return Err(format!(
+                "hidden size {h} is not a multiple of {heads} heads"
+            ));
+        }
+        let act = match config.hidden_act {
+            HiddenAct::Gelu => Activation::Gelu,
+            HiddenAct::GeluApproximate => Activation::GeluTanh,
+            HiddenAct::Relu => Activation::Relu,
+        };
+        let token_types = w.get(
+            &["embeddings.token_type_embeddings.weight"],
+            config.type_vocab_size * h,
+        )?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let base = format!("encoder.layer.{i}");
+            let q = w.linear(&format!("{base}.attention.self.query"), h, h)?;
+            let k = w.linear(&format!("{base}.attention.self.key"), h, h)?;
+            let v = w.linear(&format!("{base}.attention.self.value"), h, h)?;
+            let qkv = PackedLinear::concat(&[(&q.0, &q.1, h), (&k.0, &k.1, h), (&v.0, &v.1, h)], h)
+                .ok_or_else(|| format!("{base}: bad attention shapes"))?;
+            layers.push(Layer {
+                qkv,
+                attn_out: pack(
+                    w.linear(&format!("{base}.attention.output.dense"), h, h)?,
+                    h,
+                    h,
+                    &base,
+                )?,
+                attn_norm: w.norm(&format!("{base}.attention.output.LayerNorm"), h)?,
+                up: pack(
+                    w.linear(&format!("{base}.intermediate.dense"), ff, h)?,
+                    ff,
+                    h,
+                    &base,
+                )?,
+                down: pack(
+                    w.linear(&format!("{base}.output.dense"), h, ff)?,
+                    h,
+                    ff,
+                    &base,
+                )?,
+                out_norm: w.norm(&format!("{base}.output.LayerNorm"), h)?,
+            });
+        }
+        Ok(Self {
+            hidden: h,
+            heads,
+            eps: config.layer_norm_eps,
+            act,
+            max_positions: config.max_position_embeddings,
+            word: w.get(
+                &["embeddings.word_embeddings.weight"],
+                config.vocab_size * h,
+            )?,
+            position: w.get(
+                &["embeddings.position_embeddings.weight"],
+                config.max_position_embeddings * h,
+            )?,
+            token_type: token_types[..h].to_vec(),
+            emb_norm: w.norm("embeddings.LayerNorm", h)?,
+            layers,
+            threads: threads.max(1),
+        })
+    }
+
+    /// Mean-pooled, L2-normalised embeddings of `texts` (token ids with `[CLS]`/`[SEP]`,
+    /// each at most `max_position_embeddings` long), in one forward pass.
+    ///
+    /// Several texts are split into groups of about equal token counts, one thread per
+    /// group: one thread spawn per pass. (Splitting each matmul between threads instead
+    /// costs two dozen spawns and joins per pass, which lost to one thread on a busy
+    /// 2-core machine even for a single query.)
+    pub(crate) fn embed(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
+        let tokens: usize = texts.iter().map(|t| t.len()).sum();
+        let groups = self.threads.min(texts.len());
+        if groups < 2 || tokens < MIN_SPLIT_TOKENS {
+            return self.pass(texts);
+        }
+        // Cut points at multiples of tokens / groups.
+        let mut bounds = vec![0];
+        let mut seen = 0;
+        for (i, t) in texts.iter().enumerate() {
+            seen += t.len();
+            if bounds.len() < groups
+                && seen * groups >= tokens * bounds.len()
+                && i + 1 < texts.len()
+            {
+                bounds.push(i + 1);
+            }
+        }
+        bounds.push(texts.len());
+        let parts: Vec<&[&[u32]]> = bounds.windows(2).map(|w| &texts[w[0]..w[1]]).collect();
+        let results: Vec<Result<Vec<Vec<f32>>, String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts[1..]
+                .iter()
+                .map(|&part| s.spawn(move || self.pass(part)))
+                .collect();
+            let mut results = vec![self.pass(parts[0])];
+            for h in handles {
+                results.push(
+                    h.join()
+                        .unwrap_or_else(|_| Err("embedding thread panicked".into())),
+                );
+            }
+            results
+        });
+        let mut out = Vec::with_capacity(texts.len());
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+
+    /// [`Bert::embed`] of all `texts` on the calling thread.
+    fn pass(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
+        let h = self.hidden;
+        let vocab = self.word.len() / h;
+        let rows: usize = texts.iter().map(|t| t.len()).sum();
+        let mut x = vec![0.0f32; rows * h];
+        let mut at = 0;
+        for ids in texts {
+            if ids.len() > self.max_positions {
+                return Err(format!(
+                    "{} tokens, at most {} allowed",
+                    ids.len(),
+                    self.max_positions
+                ));
+            }
+            for (pos, &id) in ids.iter().enumerate() {
+                let id = id as usize;
+                if id >= vocab {
+                    return Err(format!("token id {id} outside the vocabulary ({vocab})"));
+                }
+                let dst = &mut x[at * h..][..h];
+                let (wd, ps) = (&self.word[id * h..][..h], &self.position[pos * h..][..h]);
+                for (((d, a), b), c) in dst.iter_mut().zip(wd).zip(ps).zip(&self.token_type) {
+                    *d = a + b + c;
+                }
+                at += 1;
+            }
+        }
+        layer_norm(&mut x, &self.emb_norm.0, &self.emb_norm.1, self.eps);
+
+        let lens: Vec<usize> = texts.iter().map(|t| t.len()).collect();
+        let ff = self.layers.first().map_or(0, |l| l.up.out_features());
+        let mut qkv = vec![0.0f32; rows * 3 * h];
+        let mut ctx = vec![0.0f32; rows * h];
+        let mut tmp = vec![0.0f32; rows * h];
+        let mut inter = vec![0.0f32; rows * ff];
+        for layer in &self.layers {
+            layer.qkv.forward(&x, &mut qkv, 1);
+            self.attention(&qkv, &lens, &mut ctx);
+            layer.attn_out.forward(&ctx, &mut tmp, 1);
+            add_norm(&mut x, &tmp, &layer.attn_norm, self.eps);
+            layer.up.forward(&x, &mut inter, 1);
+            self.act.apply(&mut inter);
+            layer.down.forward(&inter, &mut tmp, 1);
+            add_norm(&mut x, &tmp, &layer.out_norm, self.eps);
+        }
+
+        let mut out = Vec::with_capacity(texts.len());
+        let mut start = 0;
+        for &len in &lens {
+            let mut mean = vec![0.0f32; h];
+            for row in x[start * h..(start + len) * h].chunks_exact(h) {
+                axpy(1.0, row, &mut mean);
+            }
+            let count = len.max(1) as f32;
+            mean.iter_mut().for_each(|v| *v /= count);
+            let norm = dot(&mean, &mean).sqrt().max(1e-12);
+            mean.iter_mut().for_each(|v| *v /= norm);
+            out.push(mean);
+            start += len;
+        }
+        Ok(out)
+    }
+
+    /// Multi-head self-attention of each text over its own tokens: `qkv` holds every row's
+    /// query, key and value (`3 × hidden` wide), `ctx` receives the heads' outputs.
+    fn attention(&self, qkv: &[f32], lens: &[usize], ctx: &mut [f32]) {
+        let h = self.hidden;
+        let d = h / self.heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let longest = lens.iter().copied().max().unwrap_or(0);
+        let mut scores = vec![0.0f32; longest];
+        let mut start = 0;
+        for &len in lens {
+            let rows = &qkv[start * 3 * h..(start + len) * 3 * h];
+            let out = &mut ctx[start * h..(start + len) * h];
+            out.fill(0.0);
+            for head in 0..self.heads {
+                let (qo, ko, vo) = (head * d, h + head * d, 2 * h + head * d);
+                for i in 0..len {
+                    let q = &rows[i * 3 * h + qo..][..d];
+                    for (j, s) in scores[..len].iter_mut().enumerate() {
+                        *s = dot(q, &rows[j * 3 * h + ko..][..d]) * scale;
+                    }
+                    softmax(&mut scores[..len]);
+                    let o = &mut out[i * h + head * d..][..d];
+                    for (j, &p) in scores[..len].iter().enumerate() {
+                        axpy(p, &rows[j * 3 * h + vo..][..d], o);
+                    }
+                }
+            }
+            start += len;
+        }
+    }
+}
+
+/// `x = layer_norm(x + y)`.
+fn add_norm(x: &mut [f32], y: &[f32], norm: &(Vec<f32>, Vec<f32>), eps: f64) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+    layer_norm(x, &norm.0, &norm.1, eps);
+}
