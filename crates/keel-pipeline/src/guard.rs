@@ -39,9 +39,10 @@ impl Guarding {
         }
         let path = match &g.injection_model {
             Some(p) => Some(p.clone()),
-            None => Some(keel_config::defaults::cache_dir())
-                .map(|c| c.join("models/jailguard/neural_binary_200k.json"))
-                .filter(|p| p.exists()),
+            None => Some(keel_local::fetch::jailguard_path(
+                &keel_config::defaults::cache_dir(),
+            ))
+            .filter(|p| p.exists()),
         };
         let mlp = match path {
             Some(p) => match keel_guard::injection::Mlp::load(&p) {

@@ -219,6 +219,8 @@ fn fetch_models() -> Result<()> {
     let paths = keel_local::fetch::ensure_models(&cache).context("fetching models")?;
     println!("chat model: {}", paths.chat_gguf.display());
     println!("embeddings: {}", paths.embeddings_dir.display());
+    let mlp = keel_local::fetch::ensure_jailguard(&cache).context("fetching the injection classifier")?;
+    println!("injection classifier: {}", mlp.display());
     Ok(())
 }
 
@@ -254,8 +256,34 @@ async fn serve(config: Option<&Path>, listen: Option<SocketAddr>) -> Result<()> 
     keel_observe::logs::init(config.observe.log_format, "info")
         .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
     let listener = keel_server::serve::bind(&config).await?;
+    fetch_classifier(&config).await;
     keel_server::serve(config, listener, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The injection classifier's weights, fetched on first start when a policy uses the
+/// injection scanner and no `[guard] injection_model` is set. A failure is a warning: the
+/// scanner then runs on its heuristics alone (the guard says so when it starts).
+async fn fetch_classifier(config: &keel_config::KeelConfig) {
+    let g = &config.guard;
+    let uses_injection = g.scanners.values().any(|s| matches!(s, keel_guard::ScannerConfig::Injection(_)))
+        || g.policies.values().any(|p| {
+            [&p.input, &p.context, &p.output, &p.stream]
+                .iter()
+                .any(|rails| rails.iter().any(|r| r.scanner == "injection"))
+        });
+    if !uses_injection || g.injection_model.is_some() {
+        return;
+    }
+    let cache = keel_config::defaults::cache_dir();
+    if keel_local::fetch::jailguard_path(&cache).exists() {
+        return;
+    }
+    match tokio::task::spawn_blocking(move || keel_local::fetch::ensure_jailguard(&cache)).await {
+        Ok(Ok(path)) => tracing::info!(path = %path.display(), "injection classifier fetched"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not fetch the injection classifier"),
+        Err(e) => tracing::warn!(error = %e, "could not fetch the injection classifier"),
+    }
 }
 
 /// SIGTERM or Ctrl-C.
