@@ -32,14 +32,14 @@ fn check_routes(
     err: &mut impl FnMut(String, String),
 ) {
     for (name, route) in routes {
-        if let Some(p) = &route.policy {
-            if !g.policies.contains_key(p) {
-                let known: Vec<&str> = g.policies.keys().map(String::as_str).collect();
-                err(
-                    format!("routes.{name}.policy"),
-                    format!("unknown policy \"{p}\" (known: {})", known.join(", ")),
-                );
-            }
+        if let Some(p) = &route.policy
+            && !g.policies.contains_key(p)
+        {
+            let known: Vec<&str> = g.policies.keys().map(String::as_str).collect();
+            err(
+                format!("routes.{name}.policy"),
+                format!("unknown policy \"{p}\" (known: {})", known.join(", ")),
+            );
         }
     }
     for (pname, p) in &g.policies {
@@ -52,10 +52,13 @@ fn check_routes(
         for (stage, rails) in stages {
             for (i, rail) in rails.iter().enumerate() {
                 let path = format!("guard.policies.{pname}.{stage}[{i}]");
-                if let Some(to) = &rail.reroute_to {
-                    if !routes.contains_key(to) {
-                        err(format!("{path}.reroute_to"), format!("unknown route \"{to}\""));
-                    }
+                if let Some(to) = &rail.reroute_to
+                    && !routes.contains_key(to)
+                {
+                    err(
+                        format!("{path}.reroute_to"),
+                        format!("unknown route \"{to}\""),
+                    );
                 }
                 let fits = match stage {
                     "input" => true,
@@ -106,11 +109,19 @@ mod tests {
                 "guard.policies.p.stream[0].action: \"redact\" is not available on the stream stage".to_string(),
             ],
         );
-        let e = errors("[guard.policies.p]\ninput = [{ scanner = \"nope\", action = \"block\" }]\n");
+        let e =
+            errors("[guard.policies.p]\ninput = [{ scanner = \"nope\", action = \"block\" }]\n");
         assert_eq!(e.len(), 1);
-        assert!(e[0].starts_with("guard.policies.p.input[0].scanner: unknown scanner \"nope\""), "{e:?}");
-        let e = errors("[guard.policies.p]\ninput = [{ scanner = \"pii\", action = \"explode\" }]\n");
-        assert!(e[0].starts_with("guard.policies.p.input[0].action: unknown variant `explode`"), "{e:?}");
+        assert!(
+            e[0].starts_with("guard.policies.p.input[0].scanner: unknown scanner \"nope\""),
+            "{e:?}"
+        );
+        let e =
+            errors("[guard.policies.p]\ninput = [{ scanner = \"pii\", action = \"explode\" }]\n");
+        assert!(
+            e[0].starts_with("guard.policies.p.input[0].action: unknown variant `explode`"),
+            "{e:?}"
+        );
         assert!(errors("[guard.policies.p]\ninput = [{ scanner = \"pii\", action = \"redact\" }]\n[routes.r]\nmodels = [\"a\"]\npolicy = \"p\"\n").is_empty());
     }
 }

@@ -125,7 +125,10 @@ impl Verdict {
             return format!("{} policy", self.stage.as_str());
         };
         if let Some(err) = &rail.error {
-            return format!("the {} scanner failed and is fail-closed: {err}", rail.scanner);
+            return format!(
+                "the {} scanner failed and is fail-closed: {err}",
+                rail.scanner
+            );
         }
         let top = rail
             .findings

@@ -78,7 +78,8 @@ impl Guard {
                     "guard.scanners.{name}: the name of a built-in kind; choose another name"
                 ));
             }
-            let s = build_scanner(sc, mlp.clone()).map_err(|e| format!("guard.scanners.{name}: {e}"))?;
+            let s = build_scanner(sc, mlp.clone())
+                .map_err(|e| format!("guard.scanners.{name}: {e}"))?;
             built.insert(name.clone(), s);
         }
         let mut policies = BTreeMap::new();
@@ -110,7 +111,11 @@ impl Guard {
 
     /// The rails for a request: its tenant's policy, then its route's; `None` when neither
     /// has one.
-    pub fn for_request(&self, tenant: Option<&str>, route_policy: Option<&str>) -> Option<Arc<Policy>> {
+    pub fn for_request(
+        &self,
+        tenant: Option<&str>,
+        route_policy: Option<&str>,
+    ) -> Option<Arc<Policy>> {
         let t = tenant
             .and_then(|t| self.tenants.get(t))
             .and_then(|p| self.policies.get(p));
@@ -134,13 +139,19 @@ fn build_policy(
         let mut out = Vec::with_capacity(list.len());
         for (i, rail) in list.iter().enumerate() {
             let path = format!("guard.policies.{name}.{stage}[{i}]");
-            let scanner = resolve(&rail.scanner, built, mlp).map_err(|e| format!("{path}.scanner: {e}"))?;
+            let scanner =
+                resolve(&rail.scanner, built, mlp).map_err(|e| format!("{path}.scanner: {e}"))?;
             if !(0.0..=1.0).contains(&rail.threshold) {
-                return Err(format!("{path}.threshold: must be within 0..=1, got {}", rail.threshold));
+                return Err(format!(
+                    "{path}.threshold: must be within 0..=1, got {}",
+                    rail.threshold
+                ));
             }
             match (rail.action, &rail.reroute_to) {
                 (crate::config::Action::Reroute, None) => {
-                    return Err(format!("{path}.reroute_to: required when action = \"reroute\""));
+                    return Err(format!(
+                        "{path}.reroute_to: required when action = \"reroute\""
+                    ));
                 }
                 (a, Some(_)) if a != crate::config::Action::Reroute => {
                     return Err(format!("{path}.reroute_to: only for action = \"reroute\""));
@@ -183,7 +194,10 @@ fn resolve(
     Ok(s)
 }
 
-pub fn build_scanner(config: &ScannerConfig, mlp: Option<Arc<Mlp>>) -> Result<Arc<dyn Scanner>, String> {
+pub fn build_scanner(
+    config: &ScannerConfig,
+    mlp: Option<Arc<Mlp>>,
+) -> Result<Arc<dyn Scanner>, String> {
     Ok(match config {
         ScannerConfig::Pii(c) => Arc::new(PiiScanner::new(c)?),
         ScannerConfig::Secrets(c) => Arc::new(SecretsScanner::new(c)?),

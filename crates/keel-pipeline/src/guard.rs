@@ -239,7 +239,8 @@ impl GuardState {
                     }
                     (GuardStage::Context, Action::Block) => {
                         // A tool result that carries an injection is quarantined, not sent.
-                        self.quarantined.push(json!({"target": path, "reason": v.reason()}));
+                        self.quarantined
+                            .push(json!({"target": path, "reason": v.reason()}));
                         replace(&mut req.messages[i].content, &path, QUARANTINED);
                     }
                     (_, Action::Reroute) => self.reroute = v.reroute_to.clone(),
@@ -265,7 +266,8 @@ impl GuardState {
         let target = format!("passage:{id}");
         self.note(&target, &v);
         if v.action == Action::Block {
-            self.quarantined.push(json!({"target": target, "reason": v.reason()}));
+            self.quarantined
+                .push(json!({"target": target, "reason": v.reason()}));
             return false;
         }
         true
@@ -284,7 +286,9 @@ impl GuardState {
                 continue;
             };
             let path = format!("choices[{i}].message.content");
-            let mut v = self.check(GuardStage::Output, &text, system.as_deref()).await;
+            let mut v = self
+                .check(GuardStage::Output, &text, system.as_deref())
+                .await;
             let violations = request_schema(req)
                 .and_then(|schema| schema_rail(&self.policy, schema, &text, &mut v));
             self.note(&path, &v);
@@ -317,7 +321,12 @@ impl GuardState {
         resp: &ChatCompletionResponse,
     ) -> Option<Vec<String>> {
         let schema = request_schema(req)?;
-        if !self.policy.output.iter().any(|r| r.scanner.kind() == "json_schema") {
+        if !self
+            .policy
+            .output
+            .iter()
+            .any(|r| r.scanner.kind() == "json_schema")
+        {
             return None;
         }
         let text = resp.choices.first()?.message.content.as_deref()?;
@@ -353,9 +362,10 @@ pub fn reask_request(
     let answer = (resp.choices.first())
         .and_then(|c| c.message.content.clone())
         .unwrap_or_default();
-    again
-        .messages
-        .push(keel_types::openai::ChatMessage::text(Role::Assistant, answer));
+    again.messages.push(keel_types::openai::ChatMessage::text(
+        Role::Assistant,
+        answer,
+    ));
     let list = violations.join("\n- ");
     again.messages.push(keel_types::openai::ChatMessage::text(
         Role::User,
@@ -395,10 +405,10 @@ fn replace(content: &mut Option<MessageContent>, path: &str, with: &str) {
         Some(MessageContent::Text(s)) => *s = with.to_owned(),
         Some(MessageContent::Parts(parts)) => {
             for (j, p) in parts.iter_mut().enumerate() {
-                if let ContentPart::Text { text } = p {
-                    if path.ends_with(&format!("content[{j}].text")) {
-                        *text = with.to_owned();
-                    }
+                if let ContentPart::Text { text } = p
+                    && path.ends_with(&format!("content[{j}].text"))
+                {
+                    *text = with.to_owned();
                 }
             }
         }
@@ -427,8 +437,16 @@ fn request_schema(req: &ChatCompletionRequest) -> Option<&Value> {
 
 /// A `json_schema` output rail also checks the request's own schema: a violation scores 1.
 /// Returns the violations when there are some.
-fn schema_rail(policy: &Policy, schema: &Value, text: &str, v: &mut Verdict) -> Option<Vec<String>> {
-    let rail = policy.output.iter().find(|r| r.scanner.kind() == "json_schema")?;
+fn schema_rail(
+    policy: &Policy,
+    schema: &Value,
+    text: &str,
+    v: &mut Verdict,
+) -> Option<Vec<String>> {
+    let rail = policy
+        .output
+        .iter()
+        .find(|r| r.scanner.kind() == "json_schema")?;
     let violations = keel_guard::output::JsonSchemaScanner::validate(schema, text).err()?;
     v.rails.push(keel_guard::RailResult {
         scanner: rail.scanner_name.clone(),
@@ -438,7 +456,12 @@ fn schema_rail(policy: &Policy, schema: &Value, text: &str, v: &mut Verdict) -> 
         triggered: true,
         action: rail.action,
         error: None,
-        findings: vec![keel_guard::Finding::new("json_schema.violation", 0, text.len(), 1.0)],
+        findings: vec![keel_guard::Finding::new(
+            "json_schema.violation",
+            0,
+            text.len(),
+            1.0,
+        )],
         micros: 0,
     });
     if rail.action > v.action {

@@ -138,7 +138,8 @@ impl Observer {
                 i.metrics.record_refusal(route);
             }
             if let (None, Some(action)) = (&trace, policy_action.as_deref()) {
-                i.metrics.record_policy_action(record.route.as_deref(), action);
+                i.metrics
+                    .record_policy_action(record.route.as_deref(), action);
             }
             if let (Some("escalate"), Some(route)) = (policy_action.as_deref(), &record.route) {
                 i.metrics.record_escalation(route);

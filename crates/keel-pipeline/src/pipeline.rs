@@ -119,7 +119,9 @@ impl Pipeline {
             rec.pass_through(&AFTER_ANSWER);
             return Ok(());
         };
-        if let (Some(violations), Some((resolved, plan))) = (state.schema_violations(req, resp), reask) {
+        if let (Some(violations), Some((resolved, plan))) =
+            (state.schema_violations(req, resp), reask)
+        {
             let again = crate::guard::reask_request(req, resp, &violations);
             rec.seal_usage();
             if let Ok((second, served, _)) = routing::chat(ctx, resolved, plan, &again, rec).await {
@@ -295,9 +297,7 @@ impl Pipeline {
             .await?;
         let mut guard = self.input_policy(ctx, &mut resolved, req, rec).await?;
         rec.pass_through(&CACHE);
-        let retrieved = self
-            .context(ctx, &resolved, req, rec, guard.as_mut())
-            .await;
+        let retrieved = self.context(ctx, &resolved, req, rec, guard.as_mut()).await;
         let req = &*req;
         let candidates = Self::chat_candidates(&resolved, req)?;
         let plan = routing::plan(&resolved, req, candidates)?;
@@ -309,8 +309,15 @@ impl Pipeline {
         if let Some(usage) = resp.usage {
             rec.usage(&served, usage);
         }
-        Self::output_policy(ctx, guard.as_mut(), Some((&resolved, &plan)), req, &mut resp, rec)
-            .await?;
+        Self::output_policy(
+            ctx,
+            guard.as_mut(),
+            Some((&resolved, &plan)),
+            req,
+            &mut resp,
+            rec,
+        )
+        .await?;
         rec.mark(Stage::Respond, StageOutcome::Ok);
         rec.mark(Stage::Record, StageOutcome::Ok);
         resp.model = served.name.clone();
@@ -415,9 +422,7 @@ impl Pipeline {
             .await?;
         let mut guard = self.input_policy(ctx, &mut resolved, req, rec).await?;
         rec.pass_through(&CACHE);
-        let retrieved = self
-            .context(ctx, &resolved, req, rec, guard.as_mut())
-            .await;
+        let retrieved = self.context(ctx, &resolved, req, rec, guard.as_mut()).await;
         let req = &*req;
         let candidates = Self::chat_candidates(&resolved, req)?;
         let plan = routing::plan(&resolved, req, candidates)?;

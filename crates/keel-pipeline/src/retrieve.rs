@@ -118,7 +118,9 @@ pub async fn run(
     if let Some(g) = guard {
         let mut kept = Vec::with_capacity(hits.len());
         for h in hits {
-            if g.passage(&format!("{}#{}", h.document_id, h.chunk_id), &h.text).await {
+            if g.passage(&format!("{}#{}", h.document_id, h.chunk_id), &h.text)
+                .await
+            {
                 kept.push(h);
             }
         }

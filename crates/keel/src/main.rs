@@ -219,7 +219,8 @@ fn fetch_models() -> Result<()> {
     let paths = keel_local::fetch::ensure_models(&cache).context("fetching models")?;
     println!("chat model: {}", paths.chat_gguf.display());
     println!("embeddings: {}", paths.embeddings_dir.display());
-    let mlp = keel_local::fetch::ensure_jailguard(&cache).context("fetching the injection classifier")?;
+    let mlp =
+        keel_local::fetch::ensure_jailguard(&cache).context("fetching the injection classifier")?;
     println!("injection classifier: {}", mlp.display());
     Ok(())
 }
@@ -266,7 +267,10 @@ async fn serve(config: Option<&Path>, listen: Option<SocketAddr>) -> Result<()> 
 /// scanner then runs on its heuristics alone (the guard says so when it starts).
 async fn fetch_classifier(config: &keel_config::KeelConfig) {
     let g = &config.guard;
-    let uses_injection = g.scanners.values().any(|s| matches!(s, keel_guard::ScannerConfig::Injection(_)))
+    let uses_injection = g
+        .scanners
+        .values()
+        .any(|s| matches!(s, keel_guard::ScannerConfig::Injection(_)))
         || g.policies.values().any(|p| {
             [&p.input, &p.context, &p.output, &p.stream]
                 .iter()

@@ -54,9 +54,16 @@ fn scanner_with_classifier_uses_the_embedding_and_falls_back_to_heuristics_witho
     let plain = InjectionScanner::new(&InjectionConfig::default(), None).unwrap();
     for text in [&inj_text, &benign_text] {
         let without = s.scan(&ScanInput::text(text, GuardStage::Input)).unwrap();
-        let heuristics = plain.scan(&ScanInput::text(text, GuardStage::Input)).unwrap();
+        let heuristics = plain
+            .scan(&ScanInput::text(text, GuardStage::Input))
+            .unwrap();
         assert_eq!(without, heuristics);
-        assert!(without.findings.iter().all(|f| f.kind != "injection.classifier"));
+        assert!(
+            without
+                .findings
+                .iter()
+                .all(|f| f.kind != "injection.classifier")
+        );
     }
     let short = [0.1f32; 10];
     let input = ScanInput {

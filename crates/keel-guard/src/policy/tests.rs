@@ -61,7 +61,11 @@ fn strongest_triggered_action_wins_and_block_stops_later_rails() {
     assert_eq!(v.action, Action::Block);
     assert_eq!(v.decided_by.as_deref(), Some("gamma"));
     assert_eq!(v.rails.len(), 3, "the block stopped the shadow rail");
-    assert!(v.reason().contains("gamma scanner scored 0.90"), "{}", v.reason());
+    assert!(
+        v.reason().contains("gamma scanner scored 0.90"),
+        "{}",
+        v.reason()
+    );
 }
 
 #[test]
@@ -108,14 +112,24 @@ fn config_errors_name_the_path() {
     let err = guard("[policies.p]\ninput = [{ scanner = \"nope\", action = \"block\" }]\n")
         .err()
         .unwrap_or_default();
-    assert!(err.starts_with("guard.policies.p.input[0].scanner: unknown scanner \"nope\""), "{err}");
+    assert!(
+        err.starts_with("guard.policies.p.input[0].scanner: unknown scanner \"nope\""),
+        "{err}"
+    );
     let err = guard("[policies.p]\noutput = [{ scanner = \"pii\", action = \"reroute\" }]\n")
         .err()
         .unwrap_or_default();
-    assert!(err.starts_with("guard.policies.p.output[0].reroute_to"), "{err}");
-    let err = guard("[tenants]\nacme = \"missing\"\n").err().unwrap_or_default();
+    assert!(
+        err.starts_with("guard.policies.p.output[0].reroute_to"),
+        "{err}"
+    );
+    let err = guard("[tenants]\nacme = \"missing\"\n")
+        .err()
+        .unwrap_or_default();
     assert!(err.contains("guard.tenants.acme: unknown policy"), "{err}");
-    let err = guard("[scanners.pii]\nkind = \"secrets\"\n").err().unwrap_or_default();
+    let err = guard("[scanners.pii]\nkind = \"secrets\"\n")
+        .err()
+        .unwrap_or_default();
     assert!(err.contains("built-in"), "{err}");
     let parsed: Result<GuardConfig, _> =
         toml::from_str("[scanners.x]\nkind = \"pii\"\nbogus = 1\n");

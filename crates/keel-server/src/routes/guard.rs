@@ -94,8 +94,8 @@ pub async fn check_handler(
         })
         .collect();
     let redactions = verdict.redactions();
-    let redacted = (!redactions.is_empty())
-        .then(|| RedactionMap::default().redact(&req.text, &redactions));
+    let redacted =
+        (!redactions.is_empty()).then(|| RedactionMap::default().redact(&req.text, &redactions));
     Ok(Json(json!({
         "object": "guard.check",
         "policy": policy.name,

@@ -602,7 +602,8 @@ async fn a_poisoned_passage_is_quarantined_by_the_context_rails() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    keel.mock.push(Behavior::reply("Diesel is sold at the fuel berth [1]."));
+    keel.mock
+        .push(Behavior::reply("Diesel is sold at the fuel berth [1]."));
     let r = keel
         .chat(
             ACME_KEY,
@@ -612,12 +613,17 @@ async fn a_poisoned_passage_is_quarantined_by_the_context_rails() {
     let v: Value = r.json().await.unwrap();
     let quarantined = v["keel"]["policy"]["quarantined"].as_array().unwrap();
     assert!(
-        quarantined.iter().any(|q| q["target"].as_str().unwrap().starts_with("passage:notice#")),
+        quarantined
+            .iter()
+            .any(|q| q["target"].as_str().unwrap().starts_with("passage:notice#")),
         "{v}"
     );
     let cites = v["keel"]["retrieval"]["citations"].as_array().unwrap();
     assert!(cites.iter().all(|c| c["document_id"] != "notice"), "{v}");
-    assert!(cites.iter().any(|c| c["document_id"] == "harbour"), "the clean passages stay: {v}");
+    assert!(
+        cites.iter().any(|c| c["document_id"] == "harbour"),
+        "the clean passages stay: {v}"
+    );
     let seen = keel.mock.last_request().unwrap().body.to_string();
     assert!(!seen.contains("Ignore all previous"), "{seen}");
     keel.stop().await;
