@@ -29,5 +29,5 @@ with open(sys.argv[1], encoding="utf-8") as f:
 PY
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "texts: $N HaluEval QA knowledge passages (rows 0-$((N-1)))"
-(cd "$ROOT" && KEEL_EMBED_TEXTS="$TEXTS" cargo bench -q -p keel-local --bench embed_throughput 2>/dev/null)
+(cd "$ROOT" && KEEL_EMBED_BENCH=throughput KEEL_EMBED_TEXTS="$TEXTS" cargo bench -q -p keel-local --bench embed_throughput 2>/dev/null)
 "$ST_VENV/bin/python" "$HERE/embed_peer.py" "$TEXTS" "$MODEL"

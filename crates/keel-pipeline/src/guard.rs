@@ -166,6 +166,34 @@ fn normalise(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
+/// One rail's result as JSON. `text`: the scanned text, to include each finding's matched
+/// span — only for the caller's own text (`POST /v1/guard/check`), never in `keel.policy` or
+/// the trace.
+pub fn rail_json(r: &keel_guard::RailResult, text: Option<&str>) -> Value {
+    let findings: Vec<Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            let mut v = json!({"kind": f.kind, "start": f.start, "end": f.end, "score": f.score});
+            if let Some(t) = text {
+                v["text"] = json!(t.get(f.start..f.end).unwrap_or_default());
+            }
+            v
+        })
+        .collect();
+    json!({
+        "scanner": r.scanner,
+        "kind": r.kind,
+        "score": r.score,
+        "threshold": r.threshold,
+        "triggered": r.triggered,
+        "action": r.action,
+        "error": r.error,
+        "micros": r.micros,
+        "findings": findings,
+    })
+}
+
 /// A verdict as `keel.policy` and the trace show it: rails that scored or fired, their
 /// findings as kinds and offsets (never the matched text).
 fn summary(target: &str, v: &Verdict) -> Value {
@@ -173,20 +201,7 @@ fn summary(target: &str, v: &Verdict) -> Value {
         .rails
         .iter()
         .filter(|r| r.triggered || r.score > 0.0 || r.error.is_some())
-        .map(|r| {
-            json!({
-                "scanner": r.scanner,
-                "kind": r.kind,
-                "score": r.score,
-                "threshold": r.threshold,
-                "triggered": r.triggered,
-                "action": r.action,
-                "error": r.error,
-                "findings": r.findings.iter().map(|f| json!({
-                    "kind": f.kind, "start": f.start, "end": f.end, "score": f.score,
-                })).collect::<Vec<_>>(),
-            })
-        })
+        .map(|r| rail_json(r, None))
         .collect();
     json!({"stage": v.stage, "target": target, "action": v.action, "rails": rails})
 }

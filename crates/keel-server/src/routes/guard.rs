@@ -69,29 +69,8 @@ pub async fn check_handler(
             })?,
     };
     let verdict = guarding.check(&policy, req.stage, &req.text).await;
-    let span_text = |s: usize, e: usize| req.text.get(s..e).unwrap_or_default();
-    let rails: Vec<Value> = verdict
-        .rails
-        .iter()
-        .map(|r| {
-            json!({
-                "scanner": r.scanner,
-                "kind": r.kind,
-                "score": r.score,
-                "threshold": r.threshold,
-                "triggered": r.triggered,
-                "action": r.action,
-                "error": r.error,
-                "micros": r.micros,
-                "findings": r.findings.iter().map(|f| json!({
-                    "kind": f.kind,
-                    "start": f.start,
-                    "end": f.end,
-                    "score": f.score,
-                    "text": span_text(f.start, f.end),
-                })).collect::<Vec<_>>(),
-            })
-        })
+    let rails: Vec<Value> = (verdict.rails.iter())
+        .map(|r| keel_pipeline::guard::rail_json(r, Some(&req.text)))
         .collect();
     let redactions = verdict.redactions();
     let redacted =
