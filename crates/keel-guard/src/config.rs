@@ -109,7 +109,7 @@ pub struct PolicyConfig {
     /// Retrieved passages and tool results.
     #[serde(default)]
     pub context: Vec<RailConfig>,
-    /// The whole answer (non-streaming), and the whole streamed answer at its end.
+    /// The whole answer of a non-streaming request (a streamed answer goes through `stream`).
     #[serde(default)]
     pub output: Vec<RailConfig>,
     /// A sliding window over a streamed answer, checked as chunks arrive.
