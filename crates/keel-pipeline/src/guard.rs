@@ -116,7 +116,7 @@ pub struct GuardState {
 }
 
 /// Runs `stage`'s rails over `text`, computing its embedding first when a rail needs it.
-async fn check_text(
+pub(crate) async fn check_text(
     policy: &Policy,
     embed: Option<&EmbedFn>,
     stage: GuardStage,
@@ -149,21 +149,13 @@ async fn embedding(embed: &EmbedFn, text: &str, limit: Option<Duration>) -> Opti
         None => call.await,
     };
     match result {
-        Ok(mut v) if v.len() == 1 => v.pop().map(normalise),
+        Ok(mut v) if v.len() == 1 => v.pop().map(keel_retrieval::embed::normalise),
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "guard: embedding failed");
             None
         }
     }
-}
-
-fn normalise(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
-    }
-    v
 }
 
 /// One rail's result as JSON. `text`: the scanned text, to include each finding's matched

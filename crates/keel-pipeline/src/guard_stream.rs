@@ -3,11 +3,11 @@
 //! instead of letting it complete. Redacted input values are restored across chunk
 //! boundaries on the way out.
 
-use crate::guard::blocked;
+use crate::guard::{blocked, check_text};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use keel_guard::redact::{RedactionMap, StreamRestorer};
-use keel_guard::{Action, GuardStage, Policy, ScanInput};
+use keel_guard::{Action, GuardStage, Policy};
 use keel_observe::drift::EmbedFn;
 use keel_types::ApiError;
 use keel_types::openai::ChatCompletionChunk;
@@ -49,7 +49,8 @@ pub fn guard_stream(
             if !policy.stream.is_empty() && unchecked > 0 && (unchecked >= step || ends) {
                 unchecked = 0;
                 let from = window_start(&text, window);
-                let verdict = check(&policy, embed.as_ref(), &text[from..]).await;
+                let verdict =
+                    check_text(&policy, embed.as_ref(), GuardStage::Stream, &text[from..], None).await;
                 if verdict.action == Action::Block {
                     yield Err(blocked(&policy.name, "stream", &verdict));
                     return;
@@ -67,24 +68,6 @@ pub fn guard_stream(
         }
     }
     .boxed()
-}
-
-async fn check(policy: &Policy, embed: Option<&EmbedFn>, text: &str) -> keel_guard::Verdict {
-    let embedding = match (keel_guard::policy::embedding_need(&policy.stream), embed) {
-        (Some(_), Some(embed)) => embed(vec![text.to_owned()])
-            .await
-            .ok()
-            .and_then(|mut v| v.pop()),
-        _ => None,
-    };
-    let input = ScanInput {
-        text,
-        stage: GuardStage::Stream,
-        system_prompt: None,
-        embedding: embedding.as_deref(),
-        system_prompt_embedding: None,
-    };
-    keel_guard::evaluate(&policy.stream, &input)
 }
 
 fn delta_text(chunk: &ChatCompletionChunk) -> Option<String> {
