@@ -10,7 +10,11 @@
 //! PyTorch/candle model up to float summation order (checked against candle in the tests).
 
 use super::kernels::{Activation, axpy, dot, layer_norm, softmax};
-use super::matmul::PackedLinear;
+use super::matmul::{Backend, PackedLinear};
+use super::pool::Job;
+
+/// One attention head's output rows, or why it failed.
+type HeadOutput = Result<Vec<f32>, String>;
 use candle_core::{DType, Tensor};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use std::collections::HashMap;
@@ -43,6 +47,8 @@ pub(crate) struct Bert {
     layers: Vec<Layer>,
     /// Threads one forward pass may use (its texts are split between them).
     threads: usize,
+    /// The kernel the dense layers were packed for; attention packs its operands for it.
+    backend: Backend,
 }
 
 /// Reads named f32 tensors out of a safetensors map, whatever prefix the checkpoint uses.
@@ -110,6 +116,7 @@ impl Bert {
             "bert."
         };
         let w = Weights { tensors, prefix };
+        let backend = Backend::best();
         let (h, ff) = (config.hidden_size, config.intermediate_size);
         let heads = config.num_attention_heads;
         if heads == 0 || h % heads != 0 {
@@ -132,8 +139,12 @@ impl Bert {
             let q = w.linear(&format!("{base}.attention.self.query"), h, h)?;
             let k = w.linear(&format!("{base}.attention.self.key"), h, h)?;
             let v = w.linear(&format!("{base}.attention.self.value"), h, h)?;
-            let qkv = PackedLinear::concat(&[(&q.0, &q.1, h), (&k.0, &k.1, h), (&v.0, &v.1, h)], h)
-                .ok_or_else(|| format!("{base}: bad attention shapes"))?;
+            let qkv = PackedLinear::concat(
+                &[(&q.0, &q.1, h), (&k.0, &k.1, h), (&v.0, &v.1, h)],
+                h,
+                backend,
+            )
+            .ok_or_else(|| format!("{base}: bad attention shapes"))?;
             layers.push(Layer {
                 qkv,
                 attn_out: pack(
@@ -176,21 +187,26 @@ impl Bert {
             emb_norm: w.norm("embeddings.LayerNorm", h)?,
             layers,
             threads: threads.max(1),
+            backend,
         })
     }
 
     /// Mean-pooled, L2-normalised embeddings of `texts` (token ids with `[CLS]`/`[SEP]`,
     /// each at most `max_position_embeddings` long), in one forward pass.
     ///
-    /// Several texts are split into groups of about equal token counts, one thread per
-    /// group: one thread spawn per pass. (Splitting each matmul between threads instead
-    /// costs two dozen spawns and joins per pass, which lost to one thread on a busy
-    /// 2-core machine even for a single query.)
+    /// Several texts are split into groups of about equal token counts, one pool thread per
+    /// group. A single text of at least [`MIN_SPLIT_TOKENS`]
+    /// has its matmul rows and attention heads split instead (two dozen hand-offs per
+    /// pass, which lost to one thread on a busy 2-core machine for a short query).
     pub(crate) fn embed(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
         let tokens: usize = texts.iter().map(|t| t.len()).sum();
         let groups = self.threads.min(texts.len());
-        if groups < 2 || tokens < MIN_SPLIT_TOKENS {
-            return self.pass(texts);
+        if groups < 2 {
+            // One text (or one thread): its matmuls and heads are split instead.
+            return self.pass(texts, self.threads);
+        }
+        if tokens < MIN_SPLIT_TOKENS {
+            return self.pass(texts, 1);
         }
         // Cut points at multiples of tokens / groups.
         let mut bounds = vec![0];
@@ -206,20 +222,11 @@ impl Bert {
         }
         bounds.push(texts.len());
         let parts: Vec<&[&[u32]]> = bounds.windows(2).map(|w| &texts[w[0]..w[1]]).collect();
-        let results: Vec<Result<Vec<Vec<f32>>, String>> = std::thread::scope(|s| {
-            let handles: Vec<_> = parts[1..]
-                .iter()
-                .map(|&part| s.spawn(move || self.pass(part)))
-                .collect();
-            let mut results = vec![self.pass(parts[0])];
-            for h in handles {
-                results.push(
-                    h.join()
-                        .unwrap_or_else(|_| Err("embedding thread panicked".into())),
-                );
-            }
-            results
-        });
+        let jobs: Vec<Job<'_, Result<Vec<Vec<f32>>, String>>> = parts
+            .into_iter()
+            .map(|part| Box::new(move || self.pass(part, 1)) as Box<_>)
+            .collect();
+        let results = super::pool::run_all(jobs);
         let mut out = Vec::with_capacity(texts.len());
         for r in results {
             out.extend(r?);
@@ -228,10 +235,12 @@ impl Bert {
     }
 
     /// [`Bert::embed`] of all `texts` on the calling thread.
-    fn pass(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
+    fn pass(&self, texts: &[&[u32]], threads: usize) -> Result<Vec<Vec<f32>>, String> {
         let h = self.hidden;
         let vocab = self.word.len() / h;
         let rows: usize = texts.iter().map(|t| t.len()).sum();
+        // Splitting a short pass's matmuls costs more in thread spawns than it saves.
+        let threads = if rows >= MIN_SPLIT_TOKENS { threads } else { 1 };
         let mut x = vec![0.0f32; rows * h];
         let mut at = 0;
         for ids in texts {
@@ -264,13 +273,13 @@ impl Bert {
         let mut tmp = vec![0.0f32; rows * h];
         let mut inter = vec![0.0f32; rows * ff];
         for layer in &self.layers {
-            layer.qkv.forward(&x, &mut qkv, 1);
-            self.attention(&qkv, &lens, &mut ctx);
-            layer.attn_out.forward(&ctx, &mut tmp, 1);
+            layer.qkv.forward(&x, &mut qkv, threads);
+            self.attention(&qkv, &lens, &mut ctx, threads)?;
+            layer.attn_out.forward(&ctx, &mut tmp, threads);
             add_norm(&mut x, &tmp, &layer.attn_norm, self.eps);
-            layer.up.forward(&x, &mut inter, 1);
+            layer.up.forward(&x, &mut inter, threads);
             self.act.apply(&mut inter);
-            layer.down.forward(&inter, &mut tmp, 1);
+            layer.down.forward(&inter, &mut tmp, threads);
             add_norm(&mut x, &tmp, &layer.out_norm, self.eps);
         }
 
@@ -293,33 +302,82 @@ impl Bert {
 
     /// Multi-head self-attention of each text over its own tokens: `qkv` holds every row's
     /// query, key and value (`3 × hidden` wide), `ctx` receives the heads' outputs.
-    fn attention(&self, qkv: &[f32], lens: &[usize], ctx: &mut [f32]) {
+    ///
+    /// Per text and head both products go through [`PackedLinear`] with operands packed on
+    /// the fly: the scores are `Q Kᵀ` (the keys as a layer's weight), the output is `P V`
+    /// (`Vᵀ` as the weight), so attention runs on the same kernels as the dense layers.
+    fn attention(
+        &self,
+        qkv: &[f32],
+        lens: &[usize],
+        ctx: &mut [f32],
+        threads: usize,
+    ) -> Result<(), String> {
         let h = self.hidden;
         let d = h / self.heads;
-        let scale = 1.0 / (d as f32).sqrt();
-        let longest = lens.iter().copied().max().unwrap_or(0);
-        let mut scores = vec![0.0f32; longest];
         let mut start = 0;
         for &len in lens {
             let rows = &qkv[start * 3 * h..(start + len) * 3 * h];
             let out = &mut ctx[start * h..(start + len) * h];
-            out.fill(0.0);
-            for head in 0..self.heads {
-                let (qo, ko, vo) = (head * d, h + head * d, 2 * h + head * d);
-                for i in 0..len {
-                    let q = &rows[i * 3 * h + qo..][..d];
-                    for (j, s) in scores[..len].iter_mut().enumerate() {
-                        *s = dot(q, &rows[j * 3 * h + ko..][..d]) * scale;
-                    }
-                    softmax(&mut scores[..len]);
-                    let o = &mut out[i * h + head * d..][..d];
-                    for (j, &p) in scores[..len].iter().enumerate() {
-                        axpy(p, &rows[j * 3 * h + vo..][..d], o);
-                    }
+            let heads = if threads > 1 && len >= MIN_SPLIT_TOKENS {
+                self.heads_split(rows, len, threads)
+            } else {
+                (0..self.heads).map(|hd| self.head(rows, len, hd)).collect()
+            };
+            for (head, o) in heads.into_iter().enumerate() {
+                let o = o?;
+                for (dst, src) in out.chunks_exact_mut(h).zip(o.chunks_exact(d)) {
+                    dst[head * d..][..d].copy_from_slice(src);
                 }
             }
             start += len;
         }
+        Ok(())
+    }
+
+    /// Every head of one text, the heads split between `threads` threads.
+    fn heads_split(&self, rows: &[f32], len: usize, threads: usize) -> Vec<HeadOutput> {
+        let per = self.heads.div_ceil(threads);
+        let range = |first: usize| first..(first + per).min(self.heads);
+        let jobs: Vec<Job<'_, Vec<HeadOutput>>> = (0..self.heads)
+            .step_by(per)
+            .map(|first| {
+                Box::new(move || range(first).map(|hd| self.head(rows, len, hd)).collect())
+                    as Box<_>
+            })
+            .collect();
+        super::pool::run_all(jobs).into_iter().flatten().collect()
+    }
+
+    /// One head's attention output (`len × head_dim`) over one text's `qkv` rows.
+    fn head(&self, rows: &[f32], len: usize, head: usize) -> Result<Vec<f32>, String> {
+        let h = self.hidden;
+        let d = h / self.heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let column = |offset: usize| rows.chunks_exact(3 * h).map(move |r| &r[offset..][..d]);
+        let queries: Vec<f32> = column(head * d)
+            .flat_map(|q| q.iter().map(|v| v * scale))
+            .collect();
+        let keys: Vec<f32> = column(h + head * d).flatten().copied().collect();
+        let mut values_t = vec![0.0f32; d * len];
+        for (j, v) in column(2 * h + head * d).enumerate() {
+            for (c, &x) in v.iter().enumerate() {
+                values_t[c * len + j] = x;
+            }
+        }
+        let bad = || format!("attention head {head}: bad shapes");
+        let keys = PackedLinear::with_backend(&keys, &vec![0.0; len], len, d, self.backend)
+            .ok_or_else(bad)?;
+        let mut scores = vec![0.0f32; len * len];
+        keys.forward(&queries, &mut scores, 1);
+        for row in scores.chunks_exact_mut(len) {
+            softmax(row);
+        }
+        let values = PackedLinear::with_backend(&values_t, &vec![0.0; d], d, len, self.backend)
+            .ok_or_else(bad)?;
+        let mut out = vec![0.0f32; len * d];
+        values.forward(&scores, &mut out, 1);
+        Ok(out)
     }
 }
 

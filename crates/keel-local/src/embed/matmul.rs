@@ -7,6 +7,18 @@
 //! the kernel keeps an `MR × NR` block of outputs in registers while it streams a panel and
 //! broadcasts the matching inputs: plain loops over fixed-size arrays, which the compiler
 //! turns into FMA vector code. Rows are split between threads for large inputs.
+//!
+//! On CPUs with AMX tiles the weight is packed for [`super::amx`] instead, which is an
+//! order of magnitude faster at the same (f32-like) precision.
+
+use super::amx::{Precision, Tiles};
+use std::sync::OnceLock;
+
+/// The tile precision of this process ([`Precision::from_env`], read once).
+fn precision() -> Precision {
+    static PRECISION: OnceLock<Precision> = OnceLock::new();
+    *PRECISION.get_or_init(Precision::from_env)
+}
 
 /// Output columns per panel: two AVX-512 registers, four AVX2 ones.
 const NR: usize = 32;
@@ -14,8 +26,30 @@ const NR: usize = 32;
 const MR: usize = 4;
 /// Rows per cache block: their packed inputs stay in L2 while every panel streams by.
 const MB: usize = 64;
+/// Rows of one AMX kernel block.
+const AMX_ROWS: usize = 32;
 /// Multiply-adds below which splitting rows between threads is not worth a thread spawn.
 const PARALLEL_MIN_WORK: usize = 1 << 22;
+
+/// Which kernel a layer's weight is packed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// FMA vector code over f32 panels (any CPU).
+    Panels,
+    /// AMX tiles in split bf16 ([`super::amx`]).
+    Amx,
+}
+
+impl Backend {
+    /// AMX where [`super::amx::available`], else panels.
+    pub(crate) fn best() -> Self {
+        if super::amx::available() {
+            Backend::Amx
+        } else {
+            Backend::Panels
+        }
+    }
+}
 
 /// A linear layer with its weight pre-packed.
 pub(crate) struct PackedLinear {
@@ -23,16 +57,41 @@ pub(crate) struct PackedLinear {
     k: usize,
     /// Output features.
     n: usize,
-    /// `ceil(n / NR)` panels of `k × NR` floats; columns past `n` are zero.
-    panels: Vec<f32>,
+    packed: Packed,
     bias: Vec<f32>,
 }
 
+enum Packed {
+    /// `ceil(n / NR)` panels of `k × NR` floats; columns past `n` are zero.
+    Panels(Vec<f32>),
+    Amx(Tiles),
+}
+
 impl PackedLinear {
-    /// Packs a PyTorch-layout weight (`n` rows of `k` inputs, row-major) and its bias.
+    /// Packs a PyTorch-layout weight (`n` rows of `k` inputs, row-major) and its bias for
+    /// the best kernel this machine has.
     pub(crate) fn new(weight: &[f32], bias: &[f32], n: usize, k: usize) -> Option<Self> {
+        Self::with_backend(weight, bias, n, k, Backend::best())
+    }
+
+    /// [`PackedLinear::new`] for a given kernel (`Amx` only where it is available).
+    pub(crate) fn with_backend(
+        weight: &[f32],
+        bias: &[f32],
+        n: usize,
+        k: usize,
+        backend: Backend,
+    ) -> Option<Self> {
         if weight.len() != n * k || bias.len() != n || k == 0 {
             return None;
+        }
+        if backend == Backend::Amx {
+            return Some(Self {
+                k,
+                n,
+                packed: Packed::Amx(Tiles::pack(weight, n, k, precision())),
+                bias: bias.to_vec(),
+            });
         }
         let count = n.div_ceil(NR);
         let mut panels = vec![0.0f32; count * k * NR];
@@ -47,14 +106,18 @@ impl PackedLinear {
         Some(Self {
             k,
             n,
-            panels,
+            packed: Packed::Panels(panels),
             bias: bias.to_vec(),
         })
     }
 
     /// Stacks layers that read the same input into one (their outputs side by side), e.g.
     /// a self-attention's query, key and value projections.
-    pub(crate) fn concat(parts: &[(&[f32], &[f32], usize)], k: usize) -> Option<Self> {
+    pub(crate) fn concat(
+        parts: &[(&[f32], &[f32], usize)],
+        k: usize,
+        backend: Backend,
+    ) -> Option<Self> {
         let n: usize = parts.iter().map(|p| p.2).sum();
         let mut weight = Vec::with_capacity(n * k);
         let mut bias = Vec::with_capacity(n);
@@ -62,7 +125,7 @@ impl PackedLinear {
             weight.extend_from_slice(w);
             bias.extend_from_slice(b);
         }
-        Self::new(&weight, &bias, n, k)
+        Self::with_backend(&weight, &bias, n, k, backend)
     }
 
     pub(crate) fn out_features(&self) -> usize {
@@ -83,23 +146,29 @@ impl PackedLinear {
         if threads == 1 {
             return self.forward_rows(x, out);
         }
-        // Whole kernel tiles per thread; the calling thread takes the first share.
-        let per = rows.div_ceil(threads).div_ceil(MR) * MR;
-        std::thread::scope(|s| {
-            let mut xs = x.chunks(per * k);
-            let mut outs = out.chunks_mut(per * n);
-            let first = (xs.next(), outs.next());
-            for (xc, oc) in xs.zip(outs) {
-                s.spawn(move || self.forward_rows(xc, oc));
-            }
-            if let (Some(xc), Some(oc)) = first {
-                self.forward_rows(xc, oc);
-            }
-        });
+        // Whole kernel tiles per thread.
+        let grain = match self.packed {
+            Packed::Panels(_) => MR,
+            Packed::Amx(_) => AMX_ROWS,
+        };
+        let per = rows.div_ceil(threads).div_ceil(grain) * grain;
+        let jobs: Vec<super::pool::Job<'_, ()>> = x
+            .chunks(per * k)
+            .zip(out.chunks_mut(per * n))
+            .map(|(xc, oc)| Box::new(move || self.forward_rows(xc, oc)) as Box<_>)
+            .collect();
+        super::pool::run_all(jobs);
     }
 
     /// Single-threaded multiply of whole rows.
     fn forward_rows(&self, x: &[f32], out: &mut [f32]) {
+        match &self.packed {
+            Packed::Panels(panels) => self.forward_panels(panels, x, out),
+            Packed::Amx(tiles) => tiles.forward(x, out, &self.bias),
+        }
+    }
+
+    fn forward_panels(&self, panels: &[f32], x: &[f32], out: &mut [f32]) {
         let (k, n) = (self.k, self.n);
         let mut packed = vec![0.0f32; MB * k];
         for (xb, ob) in x.chunks(MB * k).zip(out.chunks_mut(MB * n)) {
@@ -115,7 +184,7 @@ impl PackedLinear {
                     }
                 }
             }
-            for (p, panel) in self.panels.chunks_exact(k * NR).enumerate() {
+            for (p, panel) in panels.chunks_exact(k * NR).enumerate() {
                 let col = p * NR;
                 let width = NR.min(n - col);
                 let bias = &self.bias[col..col + width];
@@ -179,17 +248,25 @@ fn products<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR]; R] {
 mod tests {
     use super::*;
 
-    fn naive(x: &[f32], w: &[f32], b: &[f32], rows: usize, n: usize, k: usize) -> Vec<f32> {
+    /// The exact product (f64) and, per output, the sum of the terms' magnitudes.
+    fn naive(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        rows: usize,
+        n: usize,
+        k: usize,
+    ) -> (Vec<f32>, Vec<f32>) {
         let mut out = vec![0.0f32; rows * n];
+        let mut mag = vec![0.0f32; rows * n];
         for i in 0..rows {
             for j in 0..n {
-                let s: f64 = (0..k)
-                    .map(|kk| f64::from(x[i * k + kk]) * f64::from(w[j * k + kk]))
-                    .sum();
-                out[i * n + j] = s as f32 + b[j];
+                let terms = (0..k).map(|kk| f64::from(x[i * k + kk]) * f64::from(w[j * k + kk]));
+                out[i * n + j] = terms.clone().sum::<f64>() as f32 + b[j];
+                mag[i * n + j] = terms.map(f64::abs).sum::<f64>() as f32 + b[j].abs();
             }
         }
-        out
+        (out, mag)
     }
 
     fn pseudo(len: usize, seed: f32) -> Vec<f32> {
@@ -198,32 +275,78 @@ mod tests {
             .collect()
     }
 
+    /// Every kernel this machine can run.
+    fn backends() -> Vec<Backend> {
+        let mut all = vec![Backend::Panels];
+        if super::super::amx::available() {
+            all.push(Backend::Amx);
+        }
+        all
+    }
+
+    /// f32 panels differ from the exact sum only in rounding; split-bf16 tiles carry ~2⁻¹⁶
+    /// relative error per product.
+    fn close(backend: Backend, got: f32, want: f32, magnitude: f32) -> bool {
+        let tolerance = match backend {
+            Backend::Panels => 1e-5 * (1.0 + want.abs()),
+            Backend::Amx => 5e-5 * magnitude + 1e-6,
+        };
+        (got - want).abs() <= tolerance
+    }
+
     #[test]
     fn matches_a_naive_multiply_on_ragged_shapes() {
-        // Rows not a multiple of MR or MB, columns not a multiple of NR.
-        for (rows, n, k) in [
-            (1, 1, 1),
-            (3, 33, 7),
-            (15, 384, 384),
-            (67, 70, 129),
-            (130, 40, 5),
-        ] {
-            let x = pseudo(rows * k, 1.0);
-            let w = pseudo(n * k, 2.0);
-            let b = pseudo(n, 3.0);
-            let layer = PackedLinear::new(&w, &b, n, k).unwrap();
-            let want = naive(&x, &w, &b, rows, n, k);
-            for threads in [1, 2, 3] {
-                let mut out = vec![f32::NAN; rows * n];
-                layer.forward(&x, &mut out, threads);
-                for (i, (g, w)) in out.iter().zip(&want).enumerate() {
-                    assert!(
-                        (g - w).abs() < 1e-5 * (1.0 + w.abs()),
-                        "{rows}x{n}x{k}, {threads} threads, [{i}]: {g} vs {w}"
-                    );
+        // Rows not a multiple of MR, MB or 32, columns not a multiple of NR or 16.
+        for backend in backends() {
+            for (rows, n, k) in [
+                (1, 1, 1),
+                (3, 33, 7),
+                (15, 384, 384),
+                (67, 70, 129),
+                (130, 40, 5),
+            ] {
+                let x = pseudo(rows * k, 1.0);
+                let w = pseudo(n * k, 2.0);
+                let b = pseudo(n, 3.0);
+                let layer = PackedLinear::with_backend(&w, &b, n, k, backend).unwrap();
+                let (want, mag) = naive(&x, &w, &b, rows, n, k);
+                for threads in [1, 2, 3] {
+                    let mut out = vec![f32::NAN; rows * n];
+                    layer.forward(&x, &mut out, threads);
+                    for (i, g) in out.iter().enumerate() {
+                        assert!(
+                            close(backend, *g, want[i], mag[i]),
+                            "{backend:?} {rows}x{n}x{k}, {threads} threads, [{i}]: {g} vs {}",
+                            want[i]
+                        );
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn tiles_keep_more_precision_than_one_bf16_rounding() {
+        // One bf16 rounding of the inputs alone would be off by ~2⁻⁹ relative; the split
+        // product must be far closer on a layer of the real size.
+        if !super::super::amx::available() {
+            return;
+        }
+        let (rows, n, k) = (40, 384, 384);
+        let x = pseudo(rows * k, 8.0);
+        let w = pseudo(n * k, 9.0);
+        let b = vec![0.0; n];
+        let layer = PackedLinear::with_backend(&w, &b, n, k, Backend::Amx).unwrap();
+        let (want, mag) = naive(&x, &w, &b, rows, n, k);
+        let mut out = vec![0.0; rows * n];
+        layer.forward(&x, &mut out, 1);
+        let worst = out
+            .iter()
+            .zip(&want)
+            .zip(&mag)
+            .map(|((g, w), m)| (g - w).abs() / m)
+            .fold(0.0f32, f32::max);
+        assert!(worst < 2e-5, "worst relative error {worst}");
     }
 
     #[test]
@@ -232,18 +355,19 @@ mod tests {
         assert!(rows * n * k >= PARALLEL_MIN_WORK);
         let x = pseudo(rows * k, 4.0);
         let w = pseudo(n * k, 5.0);
-        let layer = PackedLinear::new(&w, &vec![0.5; n], n, k).unwrap();
-        let mut one = vec![0.0f32; rows * n];
-        let mut three = vec![1.0f32; rows * n];
-        layer.forward(&x, &mut one, 1);
-        layer.forward(&x, &mut three, 3);
-        assert_eq!(one, three, "row splits must not change any value");
-        let want = naive(&x, &w, &vec![0.5; n], rows, n, k);
-        assert!(
-            one.iter()
-                .zip(&want)
-                .all(|(g, w)| (g - w).abs() < 1e-5 * (1.0 + w.abs()))
-        );
+        for backend in backends() {
+            let layer = PackedLinear::with_backend(&w, &vec![0.5; n], n, k, backend).unwrap();
+            let mut one = vec![0.0f32; rows * n];
+            let mut three = vec![1.0f32; rows * n];
+            layer.forward(&x, &mut one, 1);
+            layer.forward(&x, &mut three, 3);
+            assert_eq!(
+                one, three,
+                "{backend:?}: row splits must not change any value"
+            );
+            let (want, mag) = naive(&x, &w, &vec![0.5; n], rows, n, k);
+            assert!((0..want.len()).all(|i| close(backend, one[i], want[i], mag[i])));
+        }
     }
 
     #[test]
@@ -251,20 +375,26 @@ mod tests {
         let k = 9;
         let (w1, b1) = (pseudo(5 * k, 1.0), pseudo(5, 2.0));
         let (w2, b2) = (pseudo(40 * k, 3.0), pseudo(40, 4.0));
-        let both = PackedLinear::concat(&[(&w1, &b1, 5), (&w2, &b2, 40)], k).unwrap();
-        assert_eq!(both.out_features(), 45);
-        let x = pseudo(6 * k, 7.0);
-        let mut out = vec![0.0; 6 * 45];
-        both.forward(&x, &mut out, 1);
-        let (a, b) = (naive(&x, &w1, &b1, 6, 5, k), naive(&x, &w2, &b2, 6, 40, k));
-        for i in 0..6 {
-            for j in 0..45 {
-                let want = if j < 5 {
-                    a[i * 5 + j]
-                } else {
-                    b[i * 40 + j - 5]
-                };
-                assert!((out[i * 45 + j] - want).abs() < 1e-5);
+        for backend in backends() {
+            let both = PackedLinear::concat(&[(&w1, &b1, 5), (&w2, &b2, 40)], k, backend).unwrap();
+            assert_eq!(both.out_features(), 45);
+            let x = pseudo(6 * k, 7.0);
+            let mut out = vec![0.0; 6 * 45];
+            both.forward(&x, &mut out, 1);
+            let (a, am) = naive(&x, &w1, &b1, 6, 5, k);
+            let (b, bm) = naive(&x, &w2, &b2, 6, 40, k);
+            for i in 0..6 {
+                for j in 0..45 {
+                    let (want, mag) = if j < 5 {
+                        (a[i * 5 + j], am[i * 5 + j])
+                    } else {
+                        (b[i * 40 + j - 5], bm[i * 40 + j - 5])
+                    };
+                    assert!(
+                        close(backend, out[i * 45 + j], want, mag),
+                        "{backend:?} [{i},{j}]"
+                    );
+                }
             }
         }
     }

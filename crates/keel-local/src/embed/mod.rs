@@ -1,10 +1,12 @@
 //! `Embedder`: a cheap, cloneable handle to a sentence-embedding model served by one
 //! dedicated thread that batches concurrent calls into shared forward passes.
 
+mod amx;
 mod bert;
 mod kernels;
 mod matmul;
 mod model;
+mod pool;
 #[cfg(test)]
 mod tests;
 mod worker;

@@ -1,0 +1,399 @@
+//! Dense layers on Intel AMX tiles (Sapphire Rapids and later), used instead of the AVX
+//! panels of [`super::matmul`] when the CPU and the kernel allow it.
+//!
+//! One `tdpbf16ps` multiplies a 16 × 32 bf16 tile by a 32 × 16 bf16 tile into 16 × 16 f32
+//! accumulators: on one core of these machines about 1.7 TFLOP/s against ~0.1 for AVX-512
+//! FMAs. bf16 alone keeps 8 bits of mantissa, so each operand is split into a high and a
+//! low bf16 (`v ≈ hi + lo`, 16 bits together) and the product is taken as
+//! `hi·hi + hi·lo + lo·hi`: weights and inputs are stored as `[hi, lo]` segments along K
+//! and the kernel sums three segment products.
+//! The relative error per product is ~2⁻¹⁶, and the sums stay f32.
+//!
+//! Tiles are driven with inline assembly (the AMX intrinsics are not stable Rust), which is
+//! why this module allows `unsafe`: every pointer a tile instruction reads or writes is
+//! derived from a buffer sized for the whole 16-row × 64-byte tile (see the comments at
+//! each call).
+//!
+//! Layouts: a weight of `n` outputs × `k` inputs becomes `ceil(n / 32) · 2` column blocks of
+//! 16 outputs; each block holds its segments (hi, lo) of `ceil(k / 32)` tiles of 1 KB (32 K
+//! values × 16 outputs, in the pair-interleaved order `tdpbf16ps` reads: tile row `r` holds,
+//! for each output `c`, the K values `2r` and `2r + 1`). Inputs are converted per call into
+//! rows of two segments of `ceil(k / 32) · 32` bf16, padded with zero rows to a multiple
+//! of 32. The kernel computes 32 × 32 outputs at
+//! a time in four accumulator tiles.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+/// Rows of a tile, and outputs per column block.
+const TILE_ROWS: usize = 16;
+/// bf16 values per tile row (64 bytes): the K step of one `tdpbf16ps`.
+const TILE_K: usize = 32;
+/// bf16 values in one tile.
+const TILE_LEN: usize = TILE_ROWS * TILE_K;
+/// Rows (and outputs) per kernel block: two tiles.
+const BLOCK: usize = 2 * TILE_ROWS;
+/// Converted inputs kept hot while the weights stream by: well inside a 2 MB L2.
+const L2_INPUT_BYTES: usize = 768 * 1024;
+
+/// Whether AMX tiles with bf16 can be used: the CPU reports AMX-TILE and AMX-BF16, the
+/// kernel grants the process the tile state, and `KEEL_EMBED_AMX` is not `0`.
+pub(crate) fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let disabled = std::env::var("KEEL_EMBED_AMX").is_ok_and(|v| v.trim() == "0");
+        !disabled && sys::detect()
+    })
+}
+
+/// How products are taken on the tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Precision {
+    /// `hi·hi + hi·lo + lo·hi` (~2⁻¹⁶ relative error per product): the default.
+    Split,
+    /// One bf16 rounding of each operand (~2⁻⁹): three times less work and a third of
+    /// the weight bytes, for callers that accept it (`KEEL_EMBED_PRECISION=bf16`).
+    Bf16,
+}
+
+impl Precision {
+    /// `KEEL_EMBED_PRECISION` (`bf16` or `split`), [`Precision::Split`] by default.
+    pub(crate) fn from_env() -> Self {
+        match std::env::var("KEEL_EMBED_PRECISION") {
+            Ok(v) if v.trim().eq_ignore_ascii_case("bf16") => Precision::Bf16,
+            _ => Precision::Split,
+        }
+    }
+
+    /// The (input segment, weight segment) products summed: `[x_hi, x_lo]` against
+    /// `[W_hi, W_lo]` as hi·hi + hi·lo + lo·hi, or `[x]` against `[W]`.
+    fn products(self) -> &'static [(usize, usize)] {
+        match self {
+            Precision::Split => &[(0, 0), (0, 1), (1, 0)],
+            Precision::Bf16 => &[(0, 0)],
+        }
+    }
+
+    fn stored_segments(self) -> usize {
+        match self {
+            Precision::Split => 2,
+            Precision::Bf16 => 1,
+        }
+    }
+}
+
+/// A weight packed into AMX tiles (see the module docs).
+pub(crate) struct Tiles {
+    k: usize,
+    n: usize,
+    precision: Precision,
+    /// Tiles per segment: `k` rounded up to [`TILE_K`], so segments start on tiles.
+    seg: usize,
+    /// Column blocks of [`TILE_ROWS`] outputs (even).
+    col_blocks: usize,
+    data: Vec<u16>,
+}
+
+thread_local! {
+    /// Per-thread input buffer, reused across calls (a forward pass makes dozens).
+    static INPUT: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Tiles {
+    /// Packs a PyTorch-layout weight (`n` rows of `k` inputs, row-major).
+    pub(crate) fn pack(weight: &[f32], n: usize, k: usize, precision: Precision) -> Self {
+        let seg = k.div_ceil(TILE_K);
+        let stored = precision.stored_segments() * seg;
+        let col_blocks = n.div_ceil(BLOCK) * 2;
+        let mut data = vec![0u16; col_blocks * stored * TILE_LEN];
+        for (col, w) in weight.chunks_exact(k).take(n).enumerate() {
+            let block = &mut data[(col / TILE_ROWS) * stored * TILE_LEN..][..stored * TILE_LEN];
+            let c = col % TILE_ROWS;
+            for (kk, &v) in w.iter().enumerate() {
+                let (hi, lo) = split(v);
+                for (segment, part) in [hi, lo].into_iter().enumerate() {
+                    if segment >= precision.stored_segments() {
+                        break;
+                    }
+                    let (step, r, e) = (kk / TILE_K, (kk % TILE_K) / 2, kk % 2);
+                    let tile = segment * seg + step;
+                    block[tile * TILE_LEN + r * TILE_K + c * 2 + e] = part;
+                }
+            }
+        }
+        Self {
+            k,
+            n,
+            precision,
+            seg,
+            col_blocks,
+            data,
+        }
+    }
+
+    /// `out = x Wᵀ + bias` for `x` of `rows × k` and `out` of `rows × n`, on this thread.
+    pub(crate) fn forward(&self, x: &[f32], out: &mut [f32], bias: &[f32]) {
+        let (k, n) = (self.k, self.n);
+        let rows = (x.len() / k).min(out.len() / n);
+        if rows == 0 {
+            return;
+        }
+        let products = self.precision.products();
+        let seg_width = self.seg * TILE_K;
+        let width = self.precision.stored_segments() * seg_width;
+        let row_blocks = rows.div_ceil(BLOCK);
+        // Row blocks taken together while every column block streams by: their inputs
+        // stay in L2 (re-reading all inputs once per column block went to L3 and cost
+        // more than the multiplies).
+        let chunk = (L2_INPUT_BYTES / (BLOCK * width * 2)).max(1);
+        INPUT.with(|cell| {
+            let mut input = cell.borrow_mut();
+            input.clear();
+            input.resize(row_blocks * BLOCK * width, 0);
+            for (row, dst) in x.chunks_exact(k).zip(input.chunks_exact_mut(width)) {
+                match self.precision {
+                    Precision::Split => {
+                        let (first, second) = dst.split_at_mut(seg_width);
+                        for ((v, a), b) in row.iter().zip(first).zip(second) {
+                            (*a, *b) = split(*v);
+                        }
+                    }
+                    Precision::Bf16 => {
+                        for (v, a) in row.iter().zip(dst) {
+                            *a = to_bf16(*v);
+                        }
+                    }
+                }
+            }
+            let _tiles = sys::TileSession::start();
+            let mut acc = [0.0f32; 4 * TILE_ROWS * TILE_ROWS];
+            let block_len = self.precision.stored_segments() * self.seg * TILE_LEN;
+            for first in (0..row_blocks).step_by(chunk) {
+                for cb in (0..self.col_blocks).step_by(2) {
+                    let weights = &self.data[cb * block_len..][..2 * block_len];
+                    for rb in first..(first + chunk).min(row_blocks) {
+                        let inputs = &input[rb * BLOCK * width..][..BLOCK * width];
+                        sys::block(inputs, width, weights, self.seg, products, &mut acc);
+                        self.scatter(&acc, out, rows, rb * BLOCK, cb * TILE_ROWS, bias);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Adds the bias to a 32 × 32 block of accumulators and writes its rows and columns
+    /// that exist into `out`.
+    fn scatter(
+        &self,
+        acc: &[f32; 4 * TILE_ROWS * TILE_ROWS],
+        out: &mut [f32],
+        rows: usize,
+        row0: usize,
+        col0: usize,
+        bias: &[f32],
+    ) {
+        let n = self.n;
+        for r in 0..BLOCK.min(rows - row0) {
+            for half in 0..2 {
+                let col = col0 + half * TILE_ROWS;
+                if col >= n {
+                    break;
+                }
+                let width = TILE_ROWS.min(n - col);
+                // Tile order: (rows 0-15, cols 0-15), (0-15, 16-31), (16-31, 0-15), (16-31, 16-31).
+                let tile = (r / TILE_ROWS) * 2 + half;
+                let src =
+                    &acc[tile * TILE_ROWS * TILE_ROWS + (r % TILE_ROWS) * TILE_ROWS..][..width];
+                let dst = &mut out[(row0 + r) * n + col..][..width];
+                for ((d, s), b) in dst.iter_mut().zip(src).zip(&bias[col..col + width]) {
+                    *d = s + b;
+                }
+            }
+        }
+    }
+}
+
+/// `v ≈ hi + lo` with both halves bf16 (round to nearest even).
+#[inline(always)]
+fn split(v: f32) -> (u16, u16) {
+    let hi = to_bf16(v);
+    let lo = to_bf16(v - f32::from_bits(u32::from(hi) << 16));
+    (hi, lo)
+}
+
+#[inline(always)]
+fn to_bf16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1));
+    (rounded >> 16) as u16
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[allow(unsafe_code)]
+mod sys {
+    use super::{BLOCK, TILE_K, TILE_LEN, TILE_ROWS};
+    use std::arch::asm;
+
+    /// `arch_prctl` and its request for the AMX tile-data state component.
+    const SYS_ARCH_PRCTL: i64 = 158;
+    const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+    const XFEATURE_XTILEDATA: i64 = 18;
+
+    pub(super) fn detect() -> bool {
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
+        if __cpuid(0).eax < 7 {
+            return false;
+        }
+        let edx = __cpuid_count(7, 0).edx;
+        let (amx_bf16, amx_tile) = (edx >> 22 & 1 == 1, edx >> 24 & 1 == 1);
+        if !(amx_bf16 && amx_tile) {
+            return false;
+        }
+        let ret: i64;
+        // SAFETY: the arch_prctl system call with integer arguments only; it changes which
+        // state components the kernel lets this process use, nothing in our memory.
+        unsafe {
+            asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret == 0
+    }
+
+    /// The palette-1 tile configuration: eight tiles of 16 rows × 64 bytes.
+    #[repr(C, align(64))]
+    struct Config([u8; 64]);
+
+    /// Tiles configured on this thread; released on drop.
+    pub(super) struct TileSession(());
+
+    impl TileSession {
+        pub(super) fn start() -> Self {
+            let mut config = Config([0; 64]);
+            config.0[0] = 1;
+            for tile in 0..8 {
+                config.0[16 + 2 * tile] = 64; // bytes per row (u16, little-endian)
+                config.0[48 + tile] = TILE_ROWS as u8;
+            }
+            // SAFETY: reads the 64-byte configuration above; only called once `detect`
+            // returned true (the kernel granted the tile state).
+            unsafe {
+                asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly))
+            };
+            Self(())
+        }
+    }
+
+    impl Drop for TileSession {
+        fn drop(&mut self) {
+            // SAFETY: clears this thread's tile state; touches no memory.
+            unsafe { asm!("tilerelease", options(nostack, nomem)) };
+        }
+    }
+
+    /// One 32 × 32 output block: `inputs` holds 32 rows of `width` bf16 (segment `i` at
+    /// columns `i · seg · 32..`), `weights` two column blocks of segments of `seg` tiles
+    /// each; for each `(i, w)` of `products`, input segment `i` times weight segment `w`
+    /// is added. `acc` receives the four f32 tiles (row-major 16 × 16 each).
+    #[inline(always)]
+    pub(super) fn block(
+        inputs: &[u16],
+        width: usize,
+        weights: &[u16],
+        seg: usize,
+        products: &[(usize, usize)],
+        acc: &mut [f32; 4 * TILE_ROWS * TILE_ROWS],
+    ) {
+        let segments_in = products.iter().map(|p| p.0 + 1).max().unwrap_or(0);
+        let stored = products.iter().map(|p| p.1 + 1).max().unwrap_or(0) * seg;
+        // Every tile load below reads 16 rows of 64 bytes: input rows r..r+16 at columns
+        // t·32..t·32+32 for t < segments_in · seg (inside a row of `width`), or one 1 KB
+        // weight tile t < stored of a column block. These bounds keep all of them in the
+        // slices.
+        assert!(inputs.len() >= BLOCK * width && width >= segments_in * seg * TILE_K);
+        assert!(weights.len() >= 2 * stored * TILE_LEN);
+        let stride_in = width * 2;
+        let (a0, a1) = (inputs.as_ptr(), inputs[TILE_ROWS * width..].as_ptr());
+        let (b0, b1) = (weights.as_ptr(), weights[stored * TILE_LEN..].as_ptr());
+        // SAFETY: tile registers are not used by compiled code; the loads stay inside
+        // `inputs` and `weights` (asserted above), the stores inside `acc` (4 × 1 KB).
+        unsafe {
+            asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            );
+            for &(i, w) in products {
+                for t in 0..seg {
+                    let (s, ws) = (i * seg + t, w * seg + t);
+                    asm!(
+                        "tileloadd tmm4, [{a0} + {sa}]",
+                        "tileloadd tmm6, [{b0} + {sb}]",
+                        "tileloadd tmm5, [{a1} + {sa}]",
+                        "tdpbf16ps tmm0, tmm4, tmm6",
+                        "tileloadd tmm7, [{b1} + {sb}]",
+                        "tdpbf16ps tmm2, tmm5, tmm6",
+                        "tdpbf16ps tmm1, tmm4, tmm7",
+                        "tdpbf16ps tmm3, tmm5, tmm7",
+                        a0 = in(reg) a0.add(s * TILE_K),
+                        a1 = in(reg) a1.add(s * TILE_K),
+                        b0 = in(reg) b0.add(ws * TILE_LEN),
+                        b1 = in(reg) b1.add(ws * TILE_LEN),
+                        sa = in(reg) stride_in,
+                        sb = in(reg) TILE_K * 2,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+            let c = acc.as_mut_ptr();
+            asm!(
+                "tilestored [{c0} + {sc}], tmm0",
+                "tilestored [{c1} + {sc}], tmm1",
+                "tilestored [{c2} + {sc}], tmm2",
+                "tilestored [{c3} + {sc}], tmm3",
+                c0 = in(reg) c,
+                c1 = in(reg) c.add(TILE_ROWS * TILE_ROWS),
+                c2 = in(reg) c.add(2 * TILE_ROWS * TILE_ROWS),
+                c3 = in(reg) c.add(3 * TILE_ROWS * TILE_ROWS),
+                sc = in(reg) TILE_ROWS * 4,
+                options(nostack),
+            );
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+mod sys {
+    use super::TILE_ROWS;
+
+    pub(super) fn detect() -> bool {
+        false
+    }
+
+    pub(super) struct TileSession(());
+
+    impl TileSession {
+        pub(super) fn start() -> Self {
+            Self(())
+        }
+    }
+
+    /// Never called: [`super::available`] is false here.
+    pub(super) fn block(
+        _: &[u16],
+        _: usize,
+        _: &[u16],
+        _: usize,
+        _: &[(usize, usize)],
+        _: &mut [f32; 4 * TILE_ROWS * TILE_ROWS],
+    ) {
+    }
+}
