@@ -97,18 +97,21 @@ fn pack(
     n: usize,
     k: usize,
     what: &str,
+    backend: Backend,
 ) -> Result<PackedLinear, String> {
-    PackedLinear::new(&parts.0, &parts.1, n, k).ok_or_else(|| format!("{what}: bad shape"))
+    PackedLinear::with_backend(&parts.0, &parts.1, n, k, backend)
+        .ok_or_else(|| format!("{what}: bad shape"))
 }
 
 impl Bert {
     /// Builds the encoder from a checkpoint's tensors (`embeddings.*`, `encoder.layer.N.*`,
-    /// optionally under `bert.`) and its config. `threads` bounds the threads one forward
-    /// pass may use.
+    /// optionally under `bert.`) and its config, packed for `backend`. `threads` bounds the
+    /// threads one forward pass may use.
     pub(crate) fn load(
         tensors: HashMap<String, Tensor>,
         config: &Config,
         threads: usize,
+        backend: Backend,
     ) -> Result<Self, String> {
         let prefix = if tensors.contains_key("embeddings.word_embeddings.weight") {
             ""
@@ -116,7 +119,6 @@ impl Bert {
             "bert."
         };
         let w = Weights { tensors, prefix };
-        let backend = Backend::best();
         let (h, ff) = (config.hidden_size, config.intermediate_size);
         let heads = config.num_attention_heads;
         if heads == 0 || h % heads != 0 {
@@ -152,6 +154,7 @@ impl Bert {
                     h,
                     h,
                     &base,
+                    backend,
                 )?,
                 attn_norm: w.norm(&format!("{base}.attention.output.LayerNorm"), h)?,
                 up: pack(
@@ -159,12 +162,14 @@ impl Bert {
                     ff,
                     h,
                     &base,
+                    backend,
                 )?,
                 down: pack(
                     w.linear(&format!("{base}.output.dense"), h, ff)?,
                     h,
                     ff,
                     &base,
+                    backend,
                 )?,
                 out_norm: w.norm(&format!("{base}.output.LayerNorm"), h)?,
             });

@@ -69,12 +69,7 @@ enum Packed {
 
 impl PackedLinear {
     /// Packs a PyTorch-layout weight (`n` rows of `k` inputs, row-major) and its bias for
-    /// the best kernel this machine has.
-    pub(crate) fn new(weight: &[f32], bias: &[f32], n: usize, k: usize) -> Option<Self> {
-        Self::with_backend(weight, bias, n, k, Backend::best())
-    }
-
-    /// [`PackedLinear::new`] for a given kernel (`Amx` only where it is available).
+    /// `backend` (`Amx` only where [`super::amx::available`]).
     pub(crate) fn with_backend(
         weight: &[f32],
         bias: &[f32],
@@ -401,7 +396,7 @@ mod tests {
 
     #[test]
     fn rejects_mismatched_shapes() {
-        assert!(PackedLinear::new(&[0.0; 6], &[0.0; 2], 2, 4).is_none());
-        assert!(PackedLinear::new(&[0.0; 8], &[0.0; 3], 2, 4).is_none());
+        assert!(PackedLinear::with_backend(&[0.0; 6], &[0.0; 2], 2, 4, Backend::Panels).is_none());
+        assert!(PackedLinear::with_backend(&[0.0; 8], &[0.0; 3], 2, 4, Backend::Panels).is_none());
     }
 }

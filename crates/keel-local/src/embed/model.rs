@@ -8,6 +8,7 @@
 //! concatenates its texts' tokens; attention stays within each text).
 
 use super::bert::Bert;
+use super::matmul::Backend;
 use crate::error::LocalError;
 use candle_core::Device;
 use candle_transformers::models::bert::Config;
@@ -35,6 +36,11 @@ pub(crate) struct Tokenized {
 
 impl EmbedModel {
     pub(crate) fn load(dir: &Path) -> Result<Self, LocalError> {
+        Self::load_with(dir, Backend::best())
+    }
+
+    /// [`EmbedModel::load`] with the dense layers packed for `backend`.
+    pub(crate) fn load_with(dir: &Path, backend: Backend) -> Result<Self, LocalError> {
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).map_err(|e| {
                 LocalError::Load(format!("cannot read {}: {e}", dir.join(name).display()))
@@ -60,7 +66,7 @@ impl EmbedModel {
         // is ~90 MB.
         let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
             .map_err(|e| LocalError::Load(format!("{}: {e}", weights_path.display())))?;
-        let model = Bert::load(tensors, &config, threads())
+        let model = Bert::load(tensors, &config, threads(), backend)
             .map_err(|e| LocalError::Load(format!("BERT weights: {e}")))?;
 
         let tokenizer_path = dir.join("tokenizer.json");

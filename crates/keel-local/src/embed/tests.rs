@@ -1,6 +1,7 @@
 //! keel's BERT forward pass against candle's `BertModel` on the real MiniLM weights (fetched
 //! into the cache like the integration tests do).
 
+use super::matmul::Backend;
 use super::model::EmbedModel;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -22,7 +23,10 @@ fn candle_vector(model: &BertModel, ids: &[u32]) -> Vec<f32> {
 fn own_forward_pass_matches_candle_bert() {
     let cache = crate::fetch::default_cache_dir().unwrap();
     let dir = crate::fetch::ensure_embeddings(&cache).unwrap();
-    let ours = EmbedModel::load(&dir).unwrap();
+    let mut backends = vec![Backend::Panels];
+    if super::amx::available() {
+        backends.push(Backend::Amx);
+    }
 
     let config: Config =
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
@@ -40,14 +44,21 @@ fn own_forward_pass_matches_candle_bert() {
         "Ünïcödé and emoji 🚀 text, mixed with numbers 12345 and ID-9f8e7d.",
         long.as_str(), // truncated at 256 tokens
     ];
-    let tokenized = ours.tokenize(&texts).unwrap();
+    for backend in backends {
+        let ours = EmbedModel::load_with(&dir, backend).unwrap();
+        compare(&ours, &reference, &texts, backend);
+    }
+}
+
+fn compare(ours: &EmbedModel, reference: &BertModel, texts: &[&str], backend: Backend) {
+    let tokenized = ours.tokenize(texts).unwrap();
     assert!(tokenized[5].truncated && tokenized[5].ids.len() == 256);
     let ids: Vec<&[u32]> = tokenized.iter().map(|t| t.ids.as_slice()).collect();
 
     // All texts in one unpadded pass, and each on its own: both must match candle.
     let together = ours.embed(&ids).unwrap();
     for (i, &t) in ids.iter().enumerate() {
-        let want = candle_vector(&reference, t);
+        let want = candle_vector(reference, t);
         let alone = ours.embed(&[t]).unwrap().remove(0);
         for got in [&together[i], &alone] {
             assert_eq!(got.len(), 384);
@@ -59,7 +70,7 @@ fn own_forward_pass_matches_candle_bert() {
                 .fold(0.0f32, f32::max);
             assert!(
                 cos > 1.0 - 1e-5 && max_diff < 1e-4,
-                "text {i}: cosine {cos}, max diff {max_diff}"
+                "{backend:?} text {i}: cosine {cos}, max diff {max_diff}"
             );
         }
     }
@@ -69,5 +80,8 @@ fn own_forward_pass_matches_candle_bert() {
         .zip(&together[3])
         .map(|(a, b)| a * b)
         .sum();
-    assert!(cross < 0.5, "unrelated texts have cosine {cross}");
+    assert!(
+        cross < 0.5,
+        "{backend:?}: unrelated texts have cosine {cross}"
+    );
 }
