@@ -23,6 +23,7 @@
 //! a time in four accumulator tiles.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 /// Rows of a tile, and outputs per column block.
@@ -133,9 +134,32 @@ impl Tiles {
 
     /// `out = x Wᵀ + bias` for `x` of `rows × k` and `out` of `rows × n`, on this thread.
     pub(crate) fn forward(&self, x: &[f32], out: &mut [f32], bias: &[f32]) {
-        let (k, n) = (self.k, self.n);
-        let rows = (x.len() / k).min(out.len() / n);
-        if rows == 0 {
+        self.forward_columns(x, out, bias, 0..self.column_pairs());
+    }
+
+    /// Column pairs (of 32 outputs) of the packed weight.
+    pub(crate) fn column_pairs(&self) -> usize {
+        self.col_blocks / 2
+    }
+
+    /// Outputs in column pairs `pairs`.
+    pub(crate) fn columns_in(&self, pairs: &Range<usize>) -> Range<usize> {
+        (pairs.start * BLOCK).min(self.n)..(pairs.end * BLOCK).min(self.n)
+    }
+
+    /// [`Tiles::forward`] for the outputs of column pairs `pairs` only: `out` is `rows ×
+    /// columns_in(pairs).len()`.
+    pub(crate) fn forward_columns(
+        &self,
+        x: &[f32],
+        out: &mut [f32],
+        bias: &[f32],
+        pairs: Range<usize>,
+    ) {
+        let k = self.k;
+        let columns = self.columns_in(&pairs);
+        let rows = (x.len() / k).min(out.len() / columns.len().max(1));
+        if rows == 0 || columns.is_empty() {
             return;
         }
         let products = self.precision.products();
@@ -169,30 +193,33 @@ impl Tiles {
             let mut acc = [0.0f32; 4 * TILE_ROWS * TILE_ROWS];
             let block_len = self.precision.stored_segments() * self.seg * TILE_LEN;
             for first in (0..row_blocks).step_by(chunk) {
-                for cb in (0..self.col_blocks).step_by(2) {
+                for pair in pairs.clone() {
+                    let cb = 2 * pair;
                     let weights = &self.data[cb * block_len..][..2 * block_len];
                     for rb in first..(first + chunk).min(row_blocks) {
                         let inputs = &input[rb * BLOCK * width..][..BLOCK * width];
                         sys::block(inputs, width, weights, self.seg, products, &mut acc);
-                        self.scatter(&acc, out, rows, rb * BLOCK, cb * TILE_ROWS, bias);
+                        let at = (rb * BLOCK, cb * TILE_ROWS);
+                        self.scatter(&acc, out, rows, at, &columns, bias);
                     }
                 }
             }
         });
     }
 
-    /// Adds the bias to a 32 × 32 block of accumulators and writes its rows and columns
-    /// that exist into `out`.
+    /// Adds the bias to the 32 × 32 block of accumulators at (`row0`, `col0`) and writes
+    /// its rows and columns that exist into `out`, which holds output `columns`.
     fn scatter(
         &self,
         acc: &[f32; 4 * TILE_ROWS * TILE_ROWS],
         out: &mut [f32],
         rows: usize,
-        row0: usize,
-        col0: usize,
+        (row0, col0): (usize, usize),
+        columns: &Range<usize>,
         bias: &[f32],
     ) {
         let n = self.n;
+        let stride = columns.len();
         for r in 0..BLOCK.min(rows - row0) {
             for half in 0..2 {
                 let col = col0 + half * TILE_ROWS;
@@ -204,7 +231,7 @@ impl Tiles {
                 let tile = (r / TILE_ROWS) * 2 + half;
                 let src =
                     &acc[tile * TILE_ROWS * TILE_ROWS + (r % TILE_ROWS) * TILE_ROWS..][..width];
-                let dst = &mut out[(row0 + r) * n + col..][..width];
+                let dst = &mut out[(row0 + r) * stride + col - columns.start..][..width];
                 for ((d, s), b) in dst.iter_mut().zip(src).zip(&bias[col..col + width]) {
                     *d = s + b;
                 }

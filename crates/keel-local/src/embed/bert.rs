@@ -244,8 +244,14 @@ impl Bert {
         let h = self.hidden;
         let vocab = self.word.len() / h;
         let rows: usize = texts.iter().map(|t| t.len()).sum();
-        // Splitting a short pass's matmuls costs more in thread spawns than it saves.
-        let threads = if rows >= MIN_SPLIT_TOKENS { threads } else { 1 };
+        // Splitting a short pass's row-split f32 matmuls costs more in hand-offs than it
+        // saves; on tiles a short pass is bound by streaming the weights, which the threads
+        // split by columns.
+        let threads = if rows >= MIN_SPLIT_TOKENS || self.backend == Backend::Amx {
+            threads
+        } else {
+            1
+        };
         let mut x = vec![0.0f32; rows * h];
         let mut at = 0;
         for ids in texts {

@@ -28,6 +28,8 @@ const MR: usize = 4;
 const MB: usize = 64;
 /// Rows of one AMX kernel block.
 const AMX_ROWS: usize = 32;
+/// Most rows for which tile multiplies split columns, not rows, between threads.
+const AMX_COLUMN_SPLIT_ROWS: usize = 128;
 /// Multiply-adds below which splitting rows between threads is not worth a thread spawn.
 const PARALLEL_MIN_WORK: usize = 1 << 22;
 
@@ -141,6 +143,11 @@ impl PackedLinear {
         if threads == 1 {
             return self.forward_rows(x, out);
         }
+        if let Packed::Amx(tiles) = &self.packed
+            && rows <= AMX_COLUMN_SPLIT_ROWS
+        {
+            return self.forward_columns(tiles, x, out, threads);
+        }
         // Whole kernel tiles per thread.
         let grain = match self.packed {
             Packed::Panels(_) => MR,
@@ -153,6 +160,42 @@ impl PackedLinear {
             .map(|(xc, oc)| Box::new(move || self.forward_rows(xc, oc)) as Box<_>)
             .collect();
         super::pool::run_all(jobs);
+    }
+
+    /// Few rows on tiles: the time goes into streaming the weight from memory, so the
+    /// threads take disjoint column pairs (each streams its share of the weight) and write
+    /// their columns into `out` afterwards.
+    fn forward_columns(&self, tiles: &Tiles, x: &[f32], out: &mut [f32], threads: usize) {
+        let (k, n) = (self.k, self.n);
+        let rows = x.len() / k;
+        let pairs = tiles.column_pairs();
+        let per = pairs.div_ceil(threads.min(pairs).max(1));
+        let ranges: Vec<std::ops::Range<usize>> = (0..pairs)
+            .step_by(per)
+            .map(|first| first..(first + per).min(pairs))
+            .collect();
+        let jobs: Vec<super::pool::Job<'_, Vec<f32>>> = ranges
+            .iter()
+            .map(|range| {
+                let range = range.clone();
+                Box::new(move || {
+                    let mut part = vec![0.0f32; rows * tiles.columns_in(&range).len()];
+                    tiles.forward_columns(x, &mut part, &self.bias, range);
+                    part
+                }) as Box<_>
+            })
+            .collect();
+        let parts = super::pool::run_all(jobs);
+        for (range, part) in ranges.iter().zip(&parts) {
+            let columns = tiles.columns_in(range);
+            let width = columns.len();
+            if width == 0 {
+                continue;
+            }
+            for (dst, src) in out.chunks_exact_mut(n).zip(part.chunks_exact(width)) {
+                dst[columns.clone()].copy_from_slice(src);
+            }
+        }
     }
 
     /// Single-threaded multiply of whole rows.
@@ -346,8 +389,15 @@ mod tests {
 
     #[test]
     fn splits_large_inputs_between_threads_with_the_same_result() {
-        let (rows, n, k) = (200, 96, 384); // above PARALLEL_MIN_WORK
-        assert!(rows * n * k >= PARALLEL_MIN_WORK);
+        // Many rows (split by rows), and few rows with many outputs (on tiles: split by
+        // columns, including a last pair that is cut short).
+        for (rows, n, k) in [(200, 96, 384), (20, 1000, 384)] {
+            assert!(rows * n * k >= PARALLEL_MIN_WORK);
+            split_case(rows, n, k);
+        }
+    }
+
+    fn split_case(rows: usize, n: usize, k: usize) {
         let x = pseudo(rows * k, 4.0);
         let w = pseudo(n * k, 5.0);
         for backend in backends() {
@@ -358,7 +408,7 @@ mod tests {
             layer.forward(&x, &mut three, 3);
             assert_eq!(
                 one, three,
-                "{backend:?}: row splits must not change any value"
+                "{backend:?}: thread splits must not change any value"
             );
             let (want, mag) = naive(&x, &w, &vec![0.5; n], rows, n, k);
             assert!((0..want.len()).all(|i| close(backend, one[i], want[i], mag[i])));
