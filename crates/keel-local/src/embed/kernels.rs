@@ -12,8 +12,13 @@ const LANES: usize = 16;
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
+    // n = round(x / ln2) by the 1.5·2²³ trick: adding it leaves n in the low mantissa bits
+    // (round to nearest even). Unlike `round()` and an `as i32` cast (which saturates, with
+    // a NaN check), these are plain float and integer ops, so loops over `exp` vectorise.
+    const SHIFT: f32 = 12_582_912.0;
+    let t = x * std::f32::consts::LOG2_E + SHIFT;
+    let n = t - SHIFT;
     // x = n ln2 + r with |r| <= ln2 / 2; ln2 split in two for an exact product n * ln2.
-    let n = (x * std::f32::consts::LOG2_E).round();
     let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6;
     // exp(r) on [-ln2/2, ln2/2]: degree-6 Taylor polynomial (error < 2e-8 relative).
     let p = 1.0
@@ -21,7 +26,8 @@ pub(crate) fn exp(x: f32) -> f32 {
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     // 2^n by building the exponent field; n is in [-126, 127] after the clamp.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let biased = t.to_bits().wrapping_sub(SHIFT.to_bits()).wrapping_add(127);
+    let scale = f32::from_bits(biased << 23);
     p * scale
 }
 
@@ -99,18 +105,52 @@ pub(crate) fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// Softmax of one row in place.
+/// Softmax of one row in place. The max and the sum are taken in [`LANES`] partial
+/// results so that every loop vectorises.
 pub(crate) fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let (chunks, tail) = row.as_chunks::<LANES>();
+    for c in chunks {
+        for (m, x) in lanes.iter_mut().zip(c) {
+            *m = m.max(*x);
+        }
+    }
+    let max = lanes
+        .iter()
+        .chain(tail)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     for x in row.iter_mut() {
         *x = exp(*x - max);
-        sum += *x;
     }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / sum(row);
     for x in row.iter_mut() {
         *x *= inv;
     }
+}
+
+/// Sum of `xs` in [`LANES`] partial sums.
+fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (chunks, tail) = xs.as_chunks::<LANES>();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+}
+
+/// Sum of `f(x)` over `xs` in f64, in [`LANES`] partial sums.
+fn sum_f64(xs: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (chunks, tail) = xs.as_chunks::<LANES>();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += f(f64::from(*x));
+        }
+    }
+    acc.iter().sum::<f64>() + tail.iter().map(|x| f(f64::from(*x))).sum::<f64>()
 }
 
 /// Layer norm of every `gamma.len()`-wide row of `xs` in place: `(x - mean) / sqrt(var +
@@ -121,15 +161,8 @@ pub(crate) fn layer_norm(xs: &mut [f32], gamma: &[f32], beta: &[f32], eps: f64) 
         return;
     }
     for row in xs.chunks_exact_mut(width) {
-        let mean = row.iter().map(|&x| f64::from(x)).sum::<f64>() / width as f64;
-        let var = row
-            .iter()
-            .map(|&x| {
-                let d = f64::from(x) - mean;
-                d * d
-            })
-            .sum::<f64>()
-            / width as f64;
+        let mean = sum_f64(row, |x| x) / width as f64;
+        let var = sum_f64(row, |x| (x - mean) * (x - mean)) / width as f64;
         let inv = (1.0 / (var + eps).sqrt()) as f32;
         let mean = mean as f32;
         for ((x, g), b) in row.iter_mut().zip(gamma).zip(beta) {
