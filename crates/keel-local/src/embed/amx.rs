@@ -34,6 +34,8 @@ const TILE_K: usize = 32;
 const TILE_LEN: usize = TILE_ROWS * TILE_K;
 /// Rows (and outputs) per kernel block: two tiles.
 const BLOCK: usize = 2 * TILE_ROWS;
+/// K steps per block: two columns of 12 weight tiles (24 KB) stay in a 48 KB L1.
+const K_BLOCK: usize = 12;
 /// Converted inputs kept hot while the weights stream by: well inside a 2 MB L2.
 const L2_INPUT_BYTES: usize = 768 * 1024;
 
@@ -189,18 +191,33 @@ impl Tiles {
                     }
                 }
             }
+            // (input tile, weight tile) of every K step, cut into blocks whose two weight
+            // columns stay in L1 while the chunk's row blocks pass under them; the
+            // accumulators are parked in `acc` between blocks.
+            let steps: Vec<(usize, usize)> = products
+                .iter()
+                .flat_map(|&(i, w)| {
+                    (0..self.seg).map(move |t| (i * self.seg + t, w * self.seg + t))
+                })
+                .collect();
+            let stored = self.precision.stored_segments() * self.seg;
+            let block_len = stored * TILE_LEN;
+            let mut acc = vec![[0.0f32; 4 * TILE_ROWS * TILE_ROWS]; chunk.min(row_blocks)];
             let _tiles = sys::TileSession::start();
-            let mut acc = [0.0f32; 4 * TILE_ROWS * TILE_ROWS];
-            let block_len = self.precision.stored_segments() * self.seg * TILE_LEN;
             for first in (0..row_blocks).step_by(chunk) {
+                let chunk_rows = first..(first + chunk).min(row_blocks);
                 for pair in pairs.clone() {
                     let cb = 2 * pair;
                     let weights = &self.data[cb * block_len..][..2 * block_len];
-                    for rb in first..(first + chunk).min(row_blocks) {
-                        let inputs = &input[rb * BLOCK * width..][..BLOCK * width];
-                        sys::block(inputs, width, weights, self.seg, products, &mut acc);
+                    for (kb, k_steps) in steps.chunks(K_BLOCK).enumerate() {
+                        for (rb, acc) in chunk_rows.clone().zip(acc.iter_mut()) {
+                            let inputs = &input[rb * BLOCK * width..][..BLOCK * width];
+                            sys::block(inputs, width, weights, stored, k_steps, kb > 0, acc);
+                        }
+                    }
+                    for (rb, acc) in chunk_rows.clone().zip(&acc) {
                         let at = (rb * BLOCK, cb * TILE_ROWS);
-                        self.scatter(&acc, out, rows, at, &columns, bias);
+                        self.scatter(acc, out, rows, at, &columns, bias);
                     }
                 }
             }
@@ -324,63 +341,80 @@ mod sys {
         }
     }
 
-    /// One 32 × 32 output block: `inputs` holds 32 rows of `width` bf16 (segment `i` at
-    /// columns `i · seg · 32..`), `weights` two column blocks of segments of `seg` tiles
-    /// each; for each `(i, w)` of `products`, input segment `i` times weight segment `w`
-    /// is added. `acc` receives the four f32 tiles (row-major 16 × 16 each).
+    /// One K block of a 32 × 32 output block: `inputs` holds 32 rows of `width` bf16,
+    /// `weights` two column blocks of `stored` tiles; for each `(a, w)` of `steps`, input
+    /// tile column `a` times weight tile `w` is added to the accumulators, which start at
+    /// zero or, with `resume`, at `acc`. `acc` receives the four f32 tiles (row-major
+    /// 16 × 16 each).
     #[inline(always)]
     pub(super) fn block(
         inputs: &[u16],
         width: usize,
         weights: &[u16],
-        seg: usize,
-        products: &[(usize, usize)],
+        stored: usize,
+        steps: &[(usize, usize)],
+        resume: bool,
         acc: &mut [f32; 4 * TILE_ROWS * TILE_ROWS],
     ) {
-        let segments_in = products.iter().map(|p| p.0 + 1).max().unwrap_or(0);
-        let stored = products.iter().map(|p| p.1 + 1).max().unwrap_or(0) * seg;
         // Every tile load below reads 16 rows of 64 bytes: input rows r..r+16 at columns
-        // t·32..t·32+32 for t < segments_in · seg (inside a row of `width`), or one 1 KB
-        // weight tile t < stored of a column block. These bounds keep all of them in the
-        // slices.
-        assert!(inputs.len() >= BLOCK * width && width >= segments_in * seg * TILE_K);
-        assert!(weights.len() >= 2 * stored * TILE_LEN);
+        // a·32..a·32+32 (inside a row of `width`), or one 1 KB weight tile w < stored of a
+        // column block. These bounds keep all of them in the slices.
+        assert!(inputs.len() >= BLOCK * width && weights.len() >= 2 * stored * TILE_LEN);
+        assert!(
+            steps
+                .iter()
+                .all(|&(a, w)| (a + 1) * TILE_K <= width && w < stored)
+        );
         let stride_in = width * 2;
         let (a0, a1) = (inputs.as_ptr(), inputs[TILE_ROWS * width..].as_ptr());
         let (b0, b1) = (weights.as_ptr(), weights[stored * TILE_LEN..].as_ptr());
+        let c = acc.as_mut_ptr();
+        let stride_acc = TILE_ROWS * 4;
         // SAFETY: tile registers are not used by compiled code; the loads stay inside
-        // `inputs` and `weights` (asserted above), the stores inside `acc` (4 × 1 KB).
+        // `inputs` and `weights` (asserted above), the accumulator loads and stores inside
+        // `acc` (4 × 1 KB).
         unsafe {
-            asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack, nomem)
-            );
-            for &(i, w) in products {
-                for t in 0..seg {
-                    let (s, ws) = (i * seg + t, w * seg + t);
-                    asm!(
-                        "tileloadd tmm4, [{a0} + {sa}]",
-                        "tileloadd tmm6, [{b0} + {sb}]",
-                        "tileloadd tmm5, [{a1} + {sa}]",
-                        "tdpbf16ps tmm0, tmm4, tmm6",
-                        "tileloadd tmm7, [{b1} + {sb}]",
-                        "tdpbf16ps tmm2, tmm5, tmm6",
-                        "tdpbf16ps tmm1, tmm4, tmm7",
-                        "tdpbf16ps tmm3, tmm5, tmm7",
-                        a0 = in(reg) a0.add(s * TILE_K),
-                        a1 = in(reg) a1.add(s * TILE_K),
-                        b0 = in(reg) b0.add(ws * TILE_LEN),
-                        b1 = in(reg) b1.add(ws * TILE_LEN),
-                        sa = in(reg) stride_in,
-                        sb = in(reg) TILE_K * 2,
-                        options(nostack, readonly),
-                    );
-                }
+            if resume {
+                asm!(
+                    "tileloadd tmm0, [{c0} + {sc}]",
+                    "tileloadd tmm1, [{c1} + {sc}]",
+                    "tileloadd tmm2, [{c2} + {sc}]",
+                    "tileloadd tmm3, [{c3} + {sc}]",
+                    c0 = in(reg) c,
+                    c1 = in(reg) c.add(TILE_ROWS * TILE_ROWS),
+                    c2 = in(reg) c.add(2 * TILE_ROWS * TILE_ROWS),
+                    c3 = in(reg) c.add(3 * TILE_ROWS * TILE_ROWS),
+                    sc = in(reg) stride_acc,
+                    options(nostack, readonly),
+                );
+            } else {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nostack, nomem)
+                );
             }
-            let c = acc.as_mut_ptr();
+            for &(a, w) in steps {
+                asm!(
+                    "tileloadd tmm4, [{a0} + {sa}]",
+                    "tileloadd tmm6, [{b0} + {sb}]",
+                    "tileloadd tmm5, [{a1} + {sa}]",
+                    "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tileloadd tmm7, [{b1} + {sb}]",
+                    "tdpbf16ps tmm2, tmm5, tmm6",
+                    "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tdpbf16ps tmm3, tmm5, tmm7",
+                    a0 = in(reg) a0.add(a * TILE_K),
+                    a1 = in(reg) a1.add(a * TILE_K),
+                    b0 = in(reg) b0.add(w * TILE_LEN),
+                    b1 = in(reg) b1.add(w * TILE_LEN),
+                    sa = in(reg) stride_in,
+                    sb = in(reg) TILE_K * 2,
+                    options(nostack, readonly),
+                );
+            }
             asm!(
                 "tilestored [{c0} + {sc}], tmm0",
                 "tilestored [{c1} + {sc}], tmm1",
@@ -390,7 +424,7 @@ mod sys {
                 c1 = in(reg) c.add(TILE_ROWS * TILE_ROWS),
                 c2 = in(reg) c.add(2 * TILE_ROWS * TILE_ROWS),
                 c3 = in(reg) c.add(3 * TILE_ROWS * TILE_ROWS),
-                sc = in(reg) TILE_ROWS * 4,
+                sc = in(reg) stride_acc,
                 options(nostack),
             );
         }
@@ -420,6 +454,7 @@ mod sys {
         _: &[u16],
         _: usize,
         _: &[(usize, usize)],
+        _: bool,
         _: &mut [f32; 4 * TILE_ROWS * TILE_ROWS],
     ) {
     }
