@@ -368,7 +368,15 @@ mod sys {
         let stride_in = width * 2;
         let (a0, a1) = (inputs.as_ptr(), inputs[TILE_ROWS * width..].as_ptr());
         let (b0, b1) = (weights.as_ptr(), weights[stored * TILE_LEN..].as_ptr());
+        // The four accumulator tiles, 1 KB each, row stride 64 bytes.
+        let tile = TILE_ROWS * TILE_ROWS;
         let c = acc.as_mut_ptr();
+        let cs = [
+            c,
+            c.wrapping_add(tile),
+            c.wrapping_add(2 * tile),
+            c.wrapping_add(3 * tile),
+        ];
         let stride_acc = TILE_ROWS * 4;
         // SAFETY: tile registers are not used by compiled code; the loads stay inside
         // `inputs` and `weights` (asserted above), the accumulator loads and stores inside
@@ -380,10 +388,10 @@ mod sys {
                     "tileloadd tmm1, [{c1} + {sc}]",
                     "tileloadd tmm2, [{c2} + {sc}]",
                     "tileloadd tmm3, [{c3} + {sc}]",
-                    c0 = in(reg) c,
-                    c1 = in(reg) c.add(TILE_ROWS * TILE_ROWS),
-                    c2 = in(reg) c.add(2 * TILE_ROWS * TILE_ROWS),
-                    c3 = in(reg) c.add(3 * TILE_ROWS * TILE_ROWS),
+                    c0 = in(reg) cs[0],
+                    c1 = in(reg) cs[1],
+                    c2 = in(reg) cs[2],
+                    c3 = in(reg) cs[3],
                     sc = in(reg) stride_acc,
                     options(nostack, readonly),
                 );
@@ -420,10 +428,10 @@ mod sys {
                 "tilestored [{c1} + {sc}], tmm1",
                 "tilestored [{c2} + {sc}], tmm2",
                 "tilestored [{c3} + {sc}], tmm3",
-                c0 = in(reg) c,
-                c1 = in(reg) c.add(TILE_ROWS * TILE_ROWS),
-                c2 = in(reg) c.add(2 * TILE_ROWS * TILE_ROWS),
-                c3 = in(reg) c.add(3 * TILE_ROWS * TILE_ROWS),
+                c0 = in(reg) cs[0],
+                c1 = in(reg) cs[1],
+                c2 = in(reg) cs[2],
+                c3 = in(reg) cs[3],
                 sc = in(reg) stride_acc,
                 options(nostack),
             );

@@ -8,8 +8,9 @@
 //! broadcasts the matching inputs: plain loops over fixed-size arrays, which the compiler
 //! turns into FMA vector code. Rows are split between threads for large inputs.
 //!
-//! On CPUs with AMX tiles the weight is packed for [`super::amx`] instead, which is an
-//! order of magnitude faster at the same (f32-like) precision.
+//! On CPUs with AMX tiles the weight is packed for [`super::amx`] instead, which is
+//! several times faster per multiply at the same (f32-like) precision (about 1.4× for a
+//! whole MiniLM pass, see docs/BENCHMARKS.md).
 
 use super::amx::{Precision, Tiles};
 use std::sync::OnceLock;
