@@ -23,6 +23,6 @@ pub mod fetch;
 pub mod gguf_tokenizer;
 
 pub use chat::{ChatEngine, ChatEngineOptions, ChatStats, GenerateEvent, GenerateRequest};
-pub use embed::{EmbedOutput, EmbedStats, Embedder, EmbedderOptions};
+pub use embed::{EmbedOutput, EmbedPrecision, EmbedStats, Embedder, EmbedderOptions};
 pub use error::LocalError;
 pub use fetch::{ModelPaths, default_cache_dir, ensure_models};

@@ -9,6 +9,7 @@
 //! fused loops ([`super::kernels`]). Numerically it is the same computation as the
 //! PyTorch/candle model up to float summation order (checked against candle in the tests).
 
+use super::attention::HeadView;
 use super::kernels::{Activation, axpy, dot, layer_norm, softmax};
 use super::matmul::{Backend, PackedLinear};
 use super::pool::Job;
@@ -47,7 +48,7 @@ pub(crate) struct Bert {
     layers: Vec<Layer>,
     /// Threads one forward pass may use (its texts are split between them).
     threads: usize,
-    /// The kernel the dense layers were packed for; attention packs its operands for it.
+    /// The kernel the dense layers were packed for (attention: see [`Bert::head`]).
     backend: Backend,
 }
 
@@ -288,8 +289,10 @@ impl Bert {
             self.attention(&qkv, &lens, &mut ctx, threads)?;
             layer.attn_out.forward(&ctx, &mut tmp, threads);
             add_norm(&mut x, &tmp, &layer.attn_norm, self.eps);
-            layer.up.forward(&x, &mut inter, threads);
-            self.act.apply(&mut inter);
+            let act = self.act;
+            layer
+                .up
+                .forward_then(&x, &mut inter, threads, &|rows| act.apply(rows));
             layer.down.forward(&inter, &mut tmp, threads);
             add_norm(&mut x, &tmp, &layer.out_norm, self.eps);
         }
@@ -361,19 +364,37 @@ impl Bert {
     }
 
     /// One head's attention output (`len × head_dim`) over one text's `qkv` rows.
+    ///
+    /// With AMX, both products run on tiles (the operands packed as layer weights);
+    /// otherwise on the f32 panel kernel with operands laid out in place
+    /// ([`super::attention`]). Dense layers in int8 keep attention in f32: its operands
+    /// change every pass.
     fn head(&self, rows: &[f32], len: usize, head: usize) -> Result<Vec<f32>, String> {
         let h = self.hidden;
         let d = h / self.heads;
+        if self.backend != Backend::Amx {
+            return Ok(super::attention::head(HeadView {
+                qkv: rows,
+                len,
+                hidden: h,
+                dim: d,
+                head,
+            }));
+        }
         let scale = 1.0 / (d as f32).sqrt();
         let column = |offset: usize| rows.chunks_exact(3 * h).map(move |r| &r[offset..][..d]);
-        let queries: Vec<f32> = column(head * d)
-            .flat_map(|q| q.iter().map(|v| v * scale))
-            .collect();
-        let keys: Vec<f32> = column(h + head * d).flatten().copied().collect();
+        let mut queries = Vec::with_capacity(len * d);
+        let mut keys = Vec::with_capacity(len * d);
+        for (q, k) in column(head * d).zip(column(h + head * d)) {
+            queries.extend(q.iter().map(|v| v * scale));
+            keys.extend_from_slice(k);
+        }
+        // Vᵀ, written row by row (reading each value column with stride `3 · hidden`).
         let mut values_t = vec![0.0f32; d * len];
-        for (j, v) in column(2 * h + head * d).enumerate() {
-            for (c, &x) in v.iter().enumerate() {
-                values_t[c * len + j] = x;
+        let values: Vec<&[f32]> = column(2 * h + head * d).collect();
+        for (c, dst) in values_t.chunks_exact_mut(len).enumerate() {
+            for (x, v) in dst.iter_mut().zip(&values) {
+                *x = v[c];
             }
         }
         let bad = || format!("attention head {head}: bad shapes");

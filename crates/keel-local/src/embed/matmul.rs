@@ -13,6 +13,7 @@
 //! whole MiniLM pass, see docs/BENCHMARKS.md).
 
 use super::amx::{Precision, Tiles};
+use super::int8::QuantWeight;
 use std::sync::OnceLock;
 
 /// The tile precision of this process ([`Precision::from_env`], read once).
@@ -22,13 +23,15 @@ fn precision() -> Precision {
 }
 
 /// Output columns per panel: two AVX-512 registers, four AVX2 ones.
-const NR: usize = 32;
+pub(super) const NR: usize = 32;
 /// Rows computed together by the kernel.
-const MR: usize = 4;
+pub(super) const MR: usize = 4;
 /// Rows per cache block: their packed inputs stay in L2 while every panel streams by.
 const MB: usize = 64;
 /// Rows of one AMX kernel block.
 const AMX_ROWS: usize = 32;
+/// Rows of one int8 kernel block.
+const INT8_ROWS: usize = 8;
 /// Most rows for which tile multiplies split columns, not rows, between threads.
 const AMX_COLUMN_SPLIT_ROWS: usize = 128;
 /// Multiply-adds below which splitting rows between threads is not worth a thread spawn.
@@ -41,6 +44,8 @@ pub(crate) enum Backend {
     Panels,
     /// AMX tiles in split bf16 ([`super::amx`]).
     Amx,
+    /// int8 weights and inputs on AVX-512 VNNI ([`super::int8`]): faster, less exact.
+    Int8,
 }
 
 impl Backend {
@@ -68,11 +73,13 @@ enum Packed {
     /// `ceil(n / NR)` panels of `k × NR` floats; columns past `n` are zero.
     Panels(Vec<f32>),
     Amx(Tiles),
+    Int8(QuantWeight),
 }
 
 impl PackedLinear {
     /// Packs a PyTorch-layout weight (`n` rows of `k` inputs, row-major) and its bias for
-    /// `backend` (`Amx` only where [`super::amx::available`]).
+    /// `backend` (`Amx` only where [`super::amx::available`], `Int8` only where
+    /// [`super::int8::available`]).
     pub(crate) fn with_backend(
         weight: &[f32],
         bias: &[f32],
@@ -83,11 +90,16 @@ impl PackedLinear {
         if weight.len() != n * k || bias.len() != n || k == 0 {
             return None;
         }
-        if backend == Backend::Amx {
+        let packed = match backend {
+            Backend::Amx => Some(Packed::Amx(Tiles::pack(weight, n, k, precision()))),
+            Backend::Int8 => Some(Packed::Int8(QuantWeight::pack(weight, n, k))),
+            Backend::Panels => None,
+        };
+        if let Some(packed) = packed {
             return Some(Self {
                 k,
                 n,
-                packed: Packed::Amx(Tiles::pack(weight, n, k, precision())),
+                packed,
                 bias: bias.to_vec(),
             });
         }
@@ -133,6 +145,18 @@ impl PackedLinear {
     /// `out = x Wᵀ + b` for `x` of `rows × k` and `out` of `rows × n` (row-major), using up
     /// to `threads` threads.
     pub(crate) fn forward(&self, x: &[f32], out: &mut [f32], threads: usize) {
+        self.forward_then(x, out, threads, &|_| {});
+    }
+
+    /// [`PackedLinear::forward`], then `then` on whole output rows (each thread on the rows
+    /// it computed, while they are in its cache), e.g. the activation after a layer.
+    pub(crate) fn forward_then(
+        &self,
+        x: &[f32],
+        out: &mut [f32],
+        threads: usize,
+        then: &(dyn Fn(&mut [f32]) + Sync),
+    ) {
         let (k, n) = (self.k, self.n);
         let rows = (x.len() / k).min(out.len() / n);
         let (x, out) = (&x[..rows * k], &mut out[..rows * n]);
@@ -142,23 +166,31 @@ impl PackedLinear {
             threads.min(rows.div_ceil(MR)).max(1)
         };
         if threads == 1 {
-            return self.forward_rows(x, out);
+            self.forward_rows(x, out);
+            return then(out);
         }
         if let Packed::Amx(tiles) = &self.packed
             && rows <= AMX_COLUMN_SPLIT_ROWS
         {
-            return self.forward_columns(tiles, x, out, threads);
+            self.forward_columns(tiles, x, out, threads);
+            return then(out);
         }
         // Whole kernel tiles per thread.
         let grain = match self.packed {
             Packed::Panels(_) => MR,
             Packed::Amx(_) => AMX_ROWS,
+            Packed::Int8(_) => INT8_ROWS,
         };
         let per = rows.div_ceil(threads).div_ceil(grain) * grain;
         let jobs: Vec<super::pool::Job<'_, ()>> = x
             .chunks(per * k)
             .zip(out.chunks_mut(per * n))
-            .map(|(xc, oc)| Box::new(move || self.forward_rows(xc, oc)) as Box<_>)
+            .map(|(xc, oc)| {
+                Box::new(move || {
+                    self.forward_rows(xc, oc);
+                    then(oc);
+                }) as Box<_>
+            })
             .collect();
         super::pool::run_all(jobs);
     }
@@ -204,6 +236,7 @@ impl PackedLinear {
         match &self.packed {
             Packed::Panels(panels) => self.forward_panels(panels, x, out),
             Packed::Amx(tiles) => tiles.forward(x, out, &self.bias),
+            Packed::Int8(q) => q.forward(x, out, &self.bias),
         }
     }
 
@@ -217,9 +250,28 @@ impl PackedLinear {
             for (t, xt) in xb.chunks(MR * k).enumerate() {
                 let r = xt.len() / k;
                 let dst = &mut packed[t * MR * k..][..r * k];
-                for (i, row) in xt.chunks_exact(k).enumerate() {
-                    for (kk, &v) in row.iter().enumerate() {
-                        dst[kk * r + i] = v;
+                if r == MR {
+                    // Written in order, read from four sequential streams: a scatter with
+                    // stride `r` here cost as much as attention's products.
+                    let (r0, rest) = xt.split_at(k);
+                    let (r1, rest) = rest.split_at(k);
+                    let (r2, r3) = rest.split_at(k);
+                    for ((((d, a), b), c), e) in dst
+                        .as_chunks_mut::<MR>()
+                        .0
+                        .iter_mut()
+                        .zip(r0)
+                        .zip(r1)
+                        .zip(r2)
+                        .zip(r3)
+                    {
+                        *d = [*a, *b, *c, *e];
+                    }
+                } else {
+                    for (i, row) in xt.chunks_exact(k).enumerate() {
+                        for (kk, &v) in row.iter().enumerate() {
+                            dst[kk * r + i] = v;
+                        }
                     }
                 }
             }
@@ -269,7 +321,7 @@ fn tile<const R: usize>(
 /// kept `acc` in memory and emitted scalar code (10x slower).
 #[inline(never)]
 #[allow(clippy::needless_range_loop)]
-fn products<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR]; R] {
+pub(super) fn products<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR]; R] {
     let mut acc = [[0.0f32; NR]; R];
     let (xs, _) = xt.as_chunks::<R>();
     let (ws, _) = panel.as_chunks::<NR>();
@@ -320,15 +372,21 @@ mod tests {
         if super::super::amx::available() {
             all.push(Backend::Amx);
         }
+        if super::super::int8::available() {
+            all.push(Backend::Int8);
+        }
         all
     }
 
     /// f32 panels differ from the exact sum only in rounding; split-bf16 tiles carry ~2⁻¹⁶
-    /// relative error per product.
-    fn close(backend: Backend, got: f32, want: f32, magnitude: f32) -> bool {
+    /// relative error per product; int8 rounds each operand to half a step of its row's or
+    /// column's maximum (`pseudo` values lie in [-1.5, 0.5]: a step is at most 1.5 / 127),
+    /// so each of the `k` products is off by at most 2 · 1.5 · 0.5 · 1.5 / 127.
+    fn close(backend: Backend, got: f32, want: f32, magnitude: f32, k: usize) -> bool {
         let tolerance = match backend {
             Backend::Panels => 1e-5 * (1.0 + want.abs()),
             Backend::Amx => 5e-5 * magnitude + 1e-6,
+            Backend::Int8 => k as f32 * 2.25 / 127.0 + 1e-5,
         };
         (got - want).abs() <= tolerance
     }
@@ -354,7 +412,7 @@ mod tests {
                     layer.forward(&x, &mut out, threads);
                     for (i, g) in out.iter().enumerate() {
                         assert!(
-                            close(backend, *g, want[i], mag[i]),
+                            close(backend, *g, want[i], mag[i], k),
                             "{backend:?} {rows}x{n}x{k}, {threads} threads, [{i}]: {g} vs {}",
                             want[i]
                         );
@@ -412,7 +470,29 @@ mod tests {
                 "{backend:?}: thread splits must not change any value"
             );
             let (want, mag) = naive(&x, &w, &vec![0.5; n], rows, n, k);
-            assert!((0..want.len()).all(|i| close(backend, one[i], want[i], mag[i])));
+            assert!((0..want.len()).all(|i| close(backend, one[i], want[i], mag[i], k)));
+        }
+    }
+
+    #[test]
+    fn forward_then_applies_to_every_row_once() {
+        // Large enough to be split between threads, rows not a multiple of any grain.
+        let (rows, n, k) = (203, 96, 384);
+        let x = pseudo(rows * k, 6.0);
+        let w = pseudo(n * k, 7.0);
+        for backend in backends() {
+            let layer = PackedLinear::with_backend(&w, &vec![0.25; n], n, k, backend).unwrap();
+            let mut plain = vec![0.0f32; rows * n];
+            layer.forward(&x, &mut plain, 1);
+            for threads in [1, 2, 3] {
+                let mut out = vec![f32::NAN; rows * n];
+                layer.forward_then(&x, &mut out, threads, &|o| {
+                    o.iter_mut().for_each(|v| *v = 2.0 * *v + 1.0)
+                });
+                for (i, (o, p)) in out.iter().zip(&plain).enumerate() {
+                    assert_eq!(*o, 2.0 * p + 1.0, "{backend:?}, {threads} threads, [{i}]");
+                }
+            }
         }
     }
 
@@ -437,7 +517,7 @@ mod tests {
                         (b[i * 40 + j - 5], bm[i * 40 + j - 5])
                     };
                     assert!(
-                        close(backend, out[i * 45 + j], want, mag),
+                        close(backend, out[i * 45 + j], want, mag, k),
                         "{backend:?} [{i},{j}]"
                     );
                 }

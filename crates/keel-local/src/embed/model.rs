@@ -35,11 +35,7 @@ pub(crate) struct Tokenized {
 }
 
 impl EmbedModel {
-    pub(crate) fn load(dir: &Path) -> Result<Self, LocalError> {
-        Self::load_with(dir, Backend::best())
-    }
-
-    /// [`EmbedModel::load`] with the dense layers packed for `backend`.
+    /// Loads the model from `dir` with the dense layers packed for `backend`.
     pub(crate) fn load_with(dir: &Path, backend: Backend) -> Result<Self, LocalError> {
         let read = |name: &str| {
             std::fs::read_to_string(dir.join(name)).map_err(|e| {

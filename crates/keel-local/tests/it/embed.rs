@@ -94,6 +94,7 @@ async fn concurrent_calls_are_batched() {
         EmbedderOptions {
             max_batch: 64,
             queue_capacity: 64,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -134,6 +135,7 @@ async fn queue_full_is_immediate() {
         EmbedderOptions {
             max_batch: 1,
             queue_capacity: 1,
+            ..Default::default()
         },
     )
     .unwrap();

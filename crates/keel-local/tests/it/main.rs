@@ -46,6 +46,7 @@ pub fn embedder() -> Embedder {
                 EmbedderOptions {
                     max_batch: 32,
                     queue_capacity: 64,
+                    ..Default::default()
                 },
             )
             .unwrap()

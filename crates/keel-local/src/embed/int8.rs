@@ -1,0 +1,373 @@
+//! Dense layers in 8-bit integers with AVX-512 VNNI, for callers that trade a little
+//! accuracy for speed (the injection guard's embedding; see `EmbedPrecision::Int8`).
+//!
+//! One `vpdpbusd` multiplies 64 unsigned bytes by 64 signed bytes and adds each group of
+//! four products into one of 16 i32 lanes: 64 multiply-adds per instruction against 16 for
+//! an f32 FMA, and the weights take a quarter of the bytes (the few-token passes of a short
+//! prompt are bound by streaming them from memory).
+//!
+//! Quantization (symmetric, computed in f32):
+//! - weights once, per output column: `w ≈ s_c · q` with `q` in `-127..=127`,
+//!   `s_c = max|w_c| / 127`;
+//! - inputs per call, per row: `x ≈ s_r · p` with `p` in `-127..=127`, stored as the
+//!   unsigned byte `p + 128` (the instruction wants one operand unsigned); the `+ 128`
+//!   is taken back out exactly as `128 · Σ_k q` per column, so
+//!   `y = s_r · s_c · (Σ (p + 128) q − 128 Σ q) + b`, the integer sum exact in i32.
+//!
+//! Layout: the weight is cut into panels of [`NR`] columns; a panel holds, for each group of
+//! four inputs, the columns' four bytes side by side (`ceil(k / 4) × NR × 4` bytes), which
+//! is the order two 64-byte loads feed `vpdpbusd`. Inputs are rows of `ceil(k / 4) · 4`
+//! bytes (padding bytes mean zero: 128); one row's four bytes are broadcast to all lanes.
+//!
+//! The kernel needs `unsafe` for the vector loads and for calling code compiled for
+//! features the baseline target lacks; [`available`] checks the CPU first, and every load's
+//! extent is asserted against its slice before the loop.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+/// Output columns per panel: two registers of 16 i32 lanes.
+const NR: usize = 32;
+/// Rows computed together: 2 × MR accumulator registers of the 32.
+const MR: usize = 8;
+/// Rows per cache block: their quantized inputs stay in L2 while the panels stream by.
+const MB: usize = 96;
+/// Bytes of one panel's group of four inputs.
+const GROUP_BYTES: usize = NR * 4;
+
+/// Whether this CPU runs the VNNI kernel (AVX-512 F, BW and VNNI).
+pub(crate) fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// A weight quantized to int8 and packed into panels (see the module docs).
+pub(crate) struct QuantWeight {
+    k: usize,
+    n: usize,
+    /// `ceil(k / 4)`.
+    groups: usize,
+    panels: Vec<i8>,
+    /// Per column (padded to whole panels): the dequantization scale.
+    scale: Vec<f32>,
+    /// Per column (padded): `128 · Σ_k q`, the unsigned offset's contribution.
+    offset: Vec<i32>,
+}
+
+thread_local! {
+    /// Per-thread quantized inputs and row scales, reused across calls.
+    static INPUT: RefCell<(Vec<u8>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+impl QuantWeight {
+    /// Quantizes and packs a PyTorch-layout weight (`n` rows of `k` inputs, row-major).
+    pub(crate) fn pack(weight: &[f32], n: usize, k: usize) -> Self {
+        let groups = k.div_ceil(4);
+        let count = n.div_ceil(NR);
+        let mut panels = vec![0i8; count * groups * GROUP_BYTES];
+        let mut scale = vec![0.0f32; count * NR];
+        let mut offset = vec![0i32; count * NR];
+        for (col, w) in weight.chunks_exact(k).take(n).enumerate() {
+            let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            scale[col] = s;
+            let panel = &mut panels[(col / NR) * groups * GROUP_BYTES..][..groups * GROUP_BYTES];
+            let c = col % NR;
+            let mut sum = 0i32;
+            for (kk, &v) in w.iter().enumerate() {
+                let q = (v / s).round().clamp(-127.0, 127.0) as i8;
+                sum += i32::from(q);
+                panel[(kk / 4) * GROUP_BYTES + c * 4 + kk % 4] = q;
+            }
+            offset[col] = 128 * sum;
+        }
+        Self {
+            k,
+            n,
+            groups,
+            panels,
+            scale,
+            offset,
+        }
+    }
+
+    /// `out = x Wᵀ + bias` for `x` of `rows × k` and `out` of `rows × n`, on this thread.
+    pub(crate) fn forward(&self, x: &[f32], out: &mut [f32], bias: &[f32]) {
+        assert!(available(), "the int8 kernel needs AVX-512 VNNI");
+        let (k, n) = (self.k, self.n);
+        let rows = (x.len() / k).min(out.len() / n);
+        let width = self.groups * 4;
+        INPUT.with(|cell| {
+            let (input, scales) = &mut *cell.borrow_mut();
+            input.clear();
+            input.resize(rows * width, 128);
+            scales.clear();
+            for (row, dst) in x.chunks_exact(k).zip(input.chunks_exact_mut(width)) {
+                scales.push(quantize_row(row, dst));
+            }
+            for (b, ob) in out[..rows * n].chunks_mut(MB * n).enumerate() {
+                let block_rows = ob.len() / n;
+                let xb = &input[b * MB * width..][..block_rows * width];
+                let sb = &scales[b * MB..][..block_rows];
+                for (p, panel) in self
+                    .panels
+                    .chunks_exact(self.groups * GROUP_BYTES)
+                    .enumerate()
+                {
+                    let col = p * NR;
+                    let cols = NR.min(n - col);
+                    for t in 0..block_rows.div_ceil(MR) {
+                        let r = MR.min(block_rows - t * MR);
+                        let xt = &xb[t * MR * width..][..r * width];
+                        let mut acc = [[0i32; NR]; MR];
+                        products(xt, width, panel, &mut acc[..r]);
+                        for (i, a) in acc[..r].iter().enumerate() {
+                            let s_row = sb[t * MR + i];
+                            let dst = &mut ob[(t * MR + i) * n + col..][..cols];
+                            let scale = &self.scale[col..col + cols];
+                            let offset = &self.offset[col..col + cols];
+                            for ((((d, a), s), o), b) in dst
+                                .iter_mut()
+                                .zip(a)
+                                .zip(scale)
+                                .zip(offset)
+                                .zip(&bias[col..])
+                            {
+                                *d = s_row * s * (a - o) as f32 + b;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Quantizes one row into `dst` (`p + 128` per value, `dst` pre-filled with 128 past the
+/// row) and returns its scale.
+fn quantize_row(row: &[f32], dst: &mut [u8]) -> f32 {
+    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if max == 0.0 || !max.is_finite() {
+        dst[..row.len()].fill(128);
+        return 0.0;
+    }
+    let inv = 127.0 / max;
+    // Round to nearest by adding 1.5 · 2²³ (the integer lands in the low mantissa bits),
+    // which vectorises where `round()` and a saturating cast do not; |v · inv| ≤ 127.
+    const MAGIC: f32 = 12_582_912.0;
+    for (d, &v) in dst.iter_mut().zip(row) {
+        let q = (v * inv + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32;
+        *d = (q + 128) as u8;
+    }
+    max / 127.0
+}
+
+/// Integer products of `rows.len()` input rows (stride `width` bytes in `xt`) with one
+/// panel, into `acc` (one row of [`NR`] sums per input row).
+fn products(xt: &[u8], width: usize, panel: &[i8], acc: &mut [[i32; NR]]) {
+    let groups = width / 4;
+    assert!(panel.len() >= groups * GROUP_BYTES);
+    assert!(xt.len() >= acc.len() * width && acc.len() <= MR);
+    // SAFETY: `available()` was checked by the caller (`forward` asserts it); the slices
+    // were just checked to hold every byte the kernels read.
+    #[allow(unsafe_code)]
+    unsafe {
+        match acc.len() {
+            8 => vnni::block::<8>(xt, width, panel, groups, acc),
+            7 => vnni::block::<7>(xt, width, panel, groups, acc),
+            6 => vnni::block::<6>(xt, width, panel, groups, acc),
+            5 => vnni::block::<5>(xt, width, panel, groups, acc),
+            4 => vnni::block::<4>(xt, width, panel, groups, acc),
+            3 => vnni::block::<3>(xt, width, panel, groups, acc),
+            2 => vnni::block::<2>(xt, width, panel, groups, acc),
+            1 => vnni::block::<1>(xt, width, panel, groups, acc),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod vnni {
+    use super::{GROUP_BYTES, NR};
+    use std::arch::x86_64::*;
+
+    /// `R` rows × one panel over `groups` groups of four inputs.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F/BW/VNNI; `xt` holds `R` rows of `width ≥ 4 · groups` bytes;
+    /// `panel` holds `groups · GROUP_BYTES` bytes; `acc.len() == R`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn block<const R: usize>(
+        xt: &[u8],
+        width: usize,
+        panel: &[i8],
+        groups: usize,
+        acc: &mut [[i32; NR]],
+    ) {
+        let mut sums = [[_mm512_setzero_si512(); 2]; R];
+        let (x, w) = (xt.as_ptr(), panel.as_ptr());
+        for g in 0..groups {
+            // SAFETY (all loads): g < groups, so the panel bytes `g · GROUP_BYTES ..+ 128`
+            // and each row's bytes `r · width + 4g ..+ 4` are inside the slices.
+            let w0 = unsafe { _mm512_loadu_si512(w.add(g * GROUP_BYTES).cast()) };
+            let w1 = unsafe { _mm512_loadu_si512(w.add(g * GROUP_BYTES + 64).cast()) };
+            for (r, s) in sums.iter_mut().enumerate() {
+                let four = unsafe { x.add(r * width + g * 4).cast::<i32>().read_unaligned() };
+                let a = _mm512_set1_epi32(four);
+                s[0] = _mm512_dpbusd_epi32(s[0], a, w0);
+                s[1] = _mm512_dpbusd_epi32(s[1], a, w1);
+            }
+        }
+        for (s, out) in sums.iter().zip(acc.iter_mut()) {
+            unsafe {
+                _mm512_storeu_si512(out.as_mut_ptr().cast(), s[0]);
+                _mm512_storeu_si512(out.as_mut_ptr().add(16).cast(), s[1]);
+            }
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod vnni {
+    pub(super) unsafe fn block<const R: usize>(
+        _: &[u8],
+        _: usize,
+        _: &[i8],
+        _: usize,
+        _: &mut [[i32; super::NR]],
+    ) {
+        unreachable!("the int8 kernel is only built for x86_64")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo(len: usize, seed: f32) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i as f32 * 0.618 + seed).sin() * 43758.547).fract() - 0.5)
+            .collect()
+    }
+
+    #[test]
+    fn quantized_rows_round_to_the_nearest_step() {
+        let row = [0.5f32, -1.0, 0.25, 0.0, 1.0 / 254.0 * 1.01];
+        let mut dst = [0u8; 8];
+        dst[5..].fill(128);
+        let s = quantize_row(&row, &mut dst);
+        assert_eq!(s, 1.0 / 127.0);
+        // 0.5·127 = 63.5 rounds to even (64), -127, 31.75 → 32, 0, 0.505 → 1.
+        assert_eq!(dst, [128 + 64, 1, 128 + 32, 128, 129, 128, 128, 128]);
+    }
+
+    #[test]
+    fn integer_sums_match_the_dequantized_product_exactly() {
+        // Every value is a multiple of its row's or column's scale (each row and column
+        // holds its maximum ±127 steps first), so quantization is lossless and the result
+        // must equal the f64 product up to f32 rounding: this checks the layout, the offset
+        // correction and the ragged edges (k % 4, rows % MR, n % NR).
+        if !available() {
+            return;
+        }
+        let grid = |len: usize, k: usize, mul: usize, step: f32| -> Vec<f32> {
+            (0..len)
+                .map(|i| {
+                    let q = if i % k == 0 {
+                        127
+                    } else {
+                        (i * mul % 255) as i32 - 127
+                    };
+                    q as f32 * step
+                })
+                .collect()
+        };
+        for (rows, n, k) in [(1, 1, 1), (9, 33, 7), (17, 70, 130), (100, 40, 384)] {
+            let x = grid(rows * k, k, 37, 1.0 / 127.0);
+            let w = grid(n * k, k, 53, 1.0 / 64.0);
+            let b = pseudo(n, 3.0);
+            let q = QuantWeight::pack(&w, n, k);
+            let mut out = vec![f32::NAN; rows * n];
+            q.forward(&x, &mut out, &b);
+            for i in 0..rows {
+                for j in 0..n {
+                    let want: f64 = (0..k)
+                        .map(|kk| f64::from(x[i * k + kk]) * f64::from(w[j * k + kk]))
+                        .sum::<f64>()
+                        + f64::from(b[j]);
+                    let got = f64::from(out[i * n + j]);
+                    assert!(
+                        (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                        "{rows}x{n}x{k} [{i},{j}]: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn error_stays_within_one_quantization_step_per_product() {
+        // Random values: each operand is off by at most half a step (its row's or column's
+        // maximum / 127), so an output is off by at most
+        // Σ_k (½ s_r |w_k| + ½ s_c |x_k| + ¼ s_r s_c).
+        if !available() {
+            return;
+        }
+        let (rows, n, k) = (20, 96, 384);
+        let x = pseudo(rows * k, 1.0);
+        let w = pseudo(n * k, 2.0);
+        let b = vec![0.0; n];
+        let q = QuantWeight::pack(&w, n, k);
+        let mut out = vec![0.0f32; rows * n];
+        q.forward(&x, &mut out, &b);
+        let step = |v: &[f32]| f64::from(v.iter().fold(0.0f32, |m, a| m.max(a.abs()))) / 127.0;
+        let (mut worst, mut worst_bound) = (0.0f64, 0.0f64);
+        for (i, xr) in x.chunks_exact(k).enumerate() {
+            for (j, wc) in w.chunks_exact(k).enumerate() {
+                let (sr, sc) = (step(xr), step(wc));
+                let mut want = 0.0f64;
+                let mut bound = 0.0f64;
+                for (&a, &c) in xr.iter().zip(wc) {
+                    let (a, c) = (f64::from(a), f64::from(c));
+                    want += a * c;
+                    bound += 0.5 * sr * c.abs() + 0.5 * sc * a.abs() + 0.25 * sr * sc;
+                }
+                let err = (f64::from(out[i * n + j]) - want).abs();
+                assert!(err <= bound + 1e-5, "[{i},{j}] error {err} > {bound}");
+                worst = worst.max(err);
+                worst_bound = worst_bound.max(bound);
+            }
+        }
+        // And the errors cancel like a random walk instead of adding up to the bound.
+        assert!(
+            worst < worst_bound / 4.0,
+            "worst error {worst} of {worst_bound}"
+        );
+    }
+
+    #[test]
+    fn zero_rows_give_the_bias() {
+        if !available() {
+            return;
+        }
+        let (n, k) = (5, 8);
+        let q = QuantWeight::pack(&pseudo(n * k, 1.0), n, k);
+        let b = pseudo(n, 2.0);
+        let mut out = vec![f32::NAN; 2 * n];
+        q.forward(&[0.0; 16], &mut out, &b);
+        assert_eq!(&out[..n], &b[..]);
+        assert_eq!(&out[n..], &b[..]);
+    }
+}
