@@ -106,6 +106,11 @@ provider = "local"
 upstream = "embeddings"
 capabilities = ["embeddings"]
 
+[models.minilm-int8]
+provider = "local"
+upstream = "embeddings-int8"
+capabilities = ["embeddings"]
+
 [models.mock-gpt]
 provider = "mock"
 upstream = "gpt-mock"

@@ -7,6 +7,10 @@ use crate::model::{Capability, KeelConfig, ProviderConfig};
 /// The upstream ids the local provider serves.
 pub const LOCAL_CHAT: &str = "chat";
 pub const LOCAL_EMBEDDINGS: &str = "embeddings";
+/// The same embeddings model with int8 dense layers (faster, cosine ~0.99 to the full one).
+pub const LOCAL_EMBEDDINGS_INT8: &str = "embeddings-int8";
+/// Every upstream id the local provider serves.
+pub const LOCAL_UPSTREAMS: [&str; 3] = [LOCAL_CHAT, LOCAL_EMBEDDINGS, LOCAL_EMBEDDINGS_INT8];
 
 /// Every problem in `config`, each naming its path.
 pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
@@ -89,11 +93,12 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
                 format!("unknown provider \"{}\"", model.provider),
             ),
             Some(ProviderConfig::Local(_)) => {
-                if model.upstream != LOCAL_CHAT && model.upstream != LOCAL_EMBEDDINGS {
+                if !LOCAL_UPSTREAMS.contains(&model.upstream.as_str()) {
                     err(
                         format!("{path}.upstream"),
                         format!(
-                            "local models are \"{LOCAL_CHAT}\" or \"{LOCAL_EMBEDDINGS}\", got \"{}\"",
+                            "local models are {}, got \"{}\"",
+                            LOCAL_UPSTREAMS.map(|u| format!("\"{u}\"")).join(", "),
                             model.upstream
                         ),
                     );
@@ -374,6 +379,24 @@ upstream = "gpt-a"
         assert!(
             e[0].starts_with("observe.tenants.acme.content: unknown variant `everything`"),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn local_upstreams_are_the_ones_the_provider_serves() {
+        let local = |upstream: &str| {
+            errors(&format!(
+                "[providers.local]\nkind = \"local\"\n[models.m]\nprovider = \"local\"\nupstream = \"{upstream}\"\ncapabilities = [\"embeddings\"]\n"
+            ))
+        };
+        assert_eq!(local("embeddings"), Vec::<String>::new());
+        assert_eq!(local("embeddings-int8"), Vec::<String>::new());
+        assert_eq!(
+            local("embeddings-fp16"),
+            vec![
+                r#"models.m.upstream: local models are "chat", "embeddings", "embeddings-int8", got "embeddings-fp16""#
+                    .to_string()
+            ]
         );
     }
 

@@ -5,9 +5,10 @@
 use crate::{ChunkStream, Provider, ProviderError};
 use futures::future::BoxFuture;
 use keel_config::LocalProviderConfig;
+use keel_config::validate::LOCAL_EMBEDDINGS_INT8;
 use keel_local::{
-    ChatEngine, ChatEngineOptions, Embedder, EmbedderOptions, GenerateEvent, GenerateRequest,
-    LocalError,
+    ChatEngine, ChatEngineOptions, EmbedPrecision, Embedder, EmbedderOptions, GenerateEvent,
+    GenerateRequest, LocalError,
 };
 use keel_types::ids;
 use keel_types::openai::{
@@ -29,6 +30,9 @@ enum LoadState {
 struct Engines {
     chat: ChatEngine,
     embedder: Embedder,
+    /// The same embeddings model with int8 dense layers (upstream `embeddings-int8`), loaded
+    /// only when a configured model uses it.
+    embedder_int8: Option<Embedder>,
 }
 
 pub struct LocalProvider {
@@ -39,11 +43,17 @@ pub struct LocalProvider {
 impl LocalProvider {
     /// Starts fetching (if missing) and loading the models on a blocking thread and returns
     /// at once. Requests before the models are ready get [`ProviderError::NotReady`].
-    pub fn spawn_load(name: String, cfg: &LocalProviderConfig, default_cache: PathBuf) -> Self {
+    /// `int8_embeddings`: also load the int8 embedder (upstream `embeddings-int8`).
+    pub fn spawn_load(
+        name: String,
+        cfg: &LocalProviderConfig,
+        default_cache: PathBuf,
+        int8_embeddings: bool,
+    ) -> Self {
         let (tx, rx) = watch::channel(LoadState::Loading);
         let cfg = cfg.clone();
         tokio::task::spawn_blocking(move || {
-            let state = match load(&cfg, &default_cache) {
+            let state = match load(&cfg, &default_cache, int8_embeddings) {
                 Ok(engines) => LoadState::Ready(Arc::new(engines)),
                 Err(e) => {
                     tracing::error!(error = %e, "local models failed to load");
@@ -105,7 +115,11 @@ pub fn embeddings_tokenizer(cfg: &LocalProviderConfig) -> Option<std::path::Path
     Some(dir.join("tokenizer.json"))
 }
 
-fn load(cfg: &LocalProviderConfig, default_cache: &std::path::Path) -> Result<Engines, LocalError> {
+fn load(
+    cfg: &LocalProviderConfig,
+    default_cache: &std::path::Path,
+    int8_embeddings: bool,
+) -> Result<Engines, LocalError> {
     let cache = cfg
         .cache_dir
         .clone()
@@ -127,15 +141,26 @@ fn load(cfg: &LocalProviderConfig, default_cache: &std::path::Path) -> Result<En
             queue_capacity: cfg.chat_queue,
         },
     )?;
-    let embedder = Embedder::load(
-        &emb_dir,
-        EmbedderOptions {
-            max_batch: cfg.embed_max_batch,
-            queue_capacity: cfg.embed_queue,
-        },
-    )?;
+    let embedder_options = |precision| EmbedderOptions {
+        max_batch: cfg.embed_max_batch,
+        queue_capacity: cfg.embed_queue,
+        precision,
+    };
+    let embedder = Embedder::load(&emb_dir, embedder_options(EmbedPrecision::Full))?;
+    let embedder_int8 = if int8_embeddings {
+        Some(Embedder::load(
+            &emb_dir,
+            embedder_options(EmbedPrecision::Int8),
+        )?)
+    } else {
+        None
+    };
     tracing::info!(chat = %gguf.display(), embeddings = %emb_dir.display(), "local models loaded");
-    Ok(Engines { chat, embedder })
+    Ok(Engines {
+        chat,
+        embedder,
+        embedder_int8,
+    })
 }
 
 fn local_error(e: LocalError) -> ProviderError {
@@ -306,7 +331,15 @@ impl Provider for LocalProvider {
                 }
             };
             let engines = self.engines()?;
-            let dims = engines.embedder.dimensions();
+            let embedder = match request.model.as_str() {
+                LOCAL_EMBEDDINGS_INT8 => engines.embedder_int8.as_ref().ok_or_else(|| {
+                    ProviderError::Local(format!(
+                        "\"{LOCAL_EMBEDDINGS_INT8}\" was not loaded: no configured model uses it"
+                    ))
+                })?,
+                _ => &engines.embedder,
+            };
+            let dims = embedder.dimensions();
             if let Some(d) = request.dimensions
                 && d as usize != dims
             {
@@ -317,7 +350,7 @@ impl Provider for LocalProvider {
                     ),
                 });
             }
-            let out = engines.embedder.embed(texts).await.map_err(local_error)?;
+            let out = embedder.embed(texts).await.map_err(local_error)?;
             let tokens: u32 = out.token_counts.iter().sum();
             let data = out
                 .vectors

@@ -37,10 +37,15 @@ impl ProviderRegistry {
                     );
                 }
                 ProviderConfig::Local(local) => {
+                    let int8 = config.models.values().any(|m| {
+                        m.provider == *name
+                            && m.upstream == keel_config::validate::LOCAL_EMBEDDINGS_INT8
+                    });
                     let p = Arc::new(LocalProvider::spawn_load(
                         name.clone(),
                         local,
                         keel_config::defaults::cache_dir(),
+                        int8,
                     ));
                     registry.locals.push(p.clone());
                     registry.insert(name, p);
