@@ -17,6 +17,7 @@
 //! corpus' `{canary}` placeholder is replaced by a token (`ZQ-7741-KX`).
 //!
 //! `cargo bench -p keel-guard --bench injection_quality` (env: `KEEL_CACHE_DIR`;
+//! `KEEL_BENCH_EMBED=int8` scores with int8 embeddings, as the default config's guard does;
 //! `KEEL_INJECTION_FIXTURE=<path>` also writes the embeddings the MLP unit test uses).
 
 use keel_guard::GuardStage;
@@ -34,7 +35,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let embed_dir = keel_local::fetch::ensure_embeddings(&cache)?;
     let mlp = Mlp::load(&keel_local::fetch::ensure_jailguard(&cache)?)?;
     let scanner = InjectionScanner::new(&InjectionConfig::default(), None)?;
-    let embedder = keel_local::embed::Embedder::load(&embed_dir, Default::default())?;
+    let precision = match std::env::var("KEEL_BENCH_EMBED").as_deref() {
+        Ok("int8") => keel_local::EmbedPrecision::Int8,
+        Ok("full") | Err(_) => keel_local::EmbedPrecision::Full,
+        Ok(other) => return Err(format!("KEEL_BENCH_EMBED: full or int8, got {other}").into()),
+    };
+    let embedder = keel_local::embed::Embedder::load(
+        &embed_dir,
+        keel_local::EmbedderOptions {
+            precision,
+            ..Default::default()
+        },
+    )?;
+    println!("embeddings: {:?} precision", embedder.precision());
 
     let mut rows = Vec::new();
     for (i, line) in keel_local::fetch::bastion_rows(&cache)?.iter().enumerate() {

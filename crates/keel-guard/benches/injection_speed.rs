@@ -2,19 +2,22 @@
 //! - the rule part (normalization, decoding, every pattern family) per 1 KB prompt — target
 //!   p99 ≤ 100 µs;
 //! - the neural score per prompt: the MiniLM embedding (one text per call, as on a request)
-//!   plus the MLP — target ≤ 15 ms — for 1 KB prompts and for short questions;
+//!   plus the MLP — target ≤ 15 ms — for 1 KB prompts and for short questions, with full
+//!   precision embeddings and with int8 ones (where the CPU has AVX-512 VNNI);
 //! - a whole `Scanner::scan` with the embedding given (heuristics + MLP + calibration).
 //!
 //! Prompts: HaluEval QA dev `knowledge` passages (rows 0–4999 only) cut or repeated to 1 KB,
 //! a third of them with an injection (plain, leetspeak, base64) spliced into the middle, so
 //! both the clean path and the finding path are timed.
 //!
-//! `cargo bench -p keel-guard --bench injection_speed` (env: `KEEL_CACHE_DIR`). Prints a
+//! `cargo bench -p keel-guard --bench injection_speed` (env: `KEEL_CACHE_DIR`;
+//! `KEEL_BENCH_EMBED=full|int8` times one embedding precision only). Prints a
 //! Markdown table. Timings on a shared machine: read the load average printed with them.
 
 use base64::Engine as _;
 use keel_guard::injection::{InjectionConfig, InjectionScanner, Mlp};
 use keel_guard::{GuardStage, ScanInput, Scanner};
+use keel_local::embed::{EmbedPrecision, Embedder, EmbedderOptions};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +29,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cache = keel_local::fetch::default_cache_dir()?;
     let mlp = Arc::new(Mlp::load(&keel_local::fetch::ensure_jailguard(&cache)?)?);
     let embed_dir = keel_local::fetch::ensure_embeddings(&cache)?;
-    let embedder = keel_local::embed::Embedder::load(&embed_dir, Default::default())?;
     let prompts = prompts(&keel_local::fetch::halueval_dev_rows(&cache, 600)?)?;
     println!("load average: {}", load_average());
     println!("\n| what | calls | p50 | p90 | p99 | max | mean |");
@@ -74,44 +76,74 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         row(&format!("{name}, best of 7 per prompt"), &mut best, "µs");
     }
 
-    // The neural score: one embedding call per prompt (batch of 1), then the MLP.
+    // The neural score: one embedding call per prompt (batch of 1), then the MLP, at each
+    // embedding precision this CPU runs.
     let questions: Vec<String> = prompts.iter().take(200).cloned().collect();
-    embedder.embed(questions[..8].to_vec()).await?;
-    let mut t_embed = Vec::new();
-    let mut t_mlp = Vec::new();
+    let short: Vec<String> = keel_local::fetch::halueval_dev_rows(&cache, 200)?
+        .iter()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            Ok(v["question"].as_str().unwrap_or_default().to_string())
+        })
+        .collect::<Result<_, serde_json::Error>>()?;
     let mut embeddings = Vec::new();
-    for q in &questions {
-        let s = Instant::now();
-        let e = embedder.embed(vec![q.clone()]).await?.vectors;
-        let mid = Instant::now();
-        let v = e.into_iter().next().ok_or("no embedding")?;
-        black_box(mlp.score(&v));
-        let end = Instant::now();
-        t_embed.push((end - s).as_secs_f64() * 1e3);
-        t_mlp.push((end - mid).as_secs_f64() * 1e6);
-        embeddings.push(v);
+    let precisions = match std::env::var("KEEL_BENCH_EMBED").as_deref() {
+        Ok("full") => vec![EmbedPrecision::Full],
+        Ok("int8") => vec![EmbedPrecision::Int8],
+        Err(_) => vec![EmbedPrecision::Full, EmbedPrecision::Int8],
+        Ok(other) => return Err(format!("KEEL_BENCH_EMBED: full or int8, got {other}").into()),
+    };
+    for precision in precisions {
+        let embedder = Embedder::load(
+            &embed_dir,
+            EmbedderOptions {
+                precision,
+                ..Default::default()
+            },
+        )?;
+        if embedder.precision() != precision {
+            println!("| ({precision:?} embeddings not available on this CPU) | | | | | | |");
+            continue;
+        }
+        let label = format!("{precision:?}").to_lowercase();
+        embedder.embed(questions[..8].to_vec()).await?;
+        let mut t_embed = Vec::new();
+        let mut t_mlp = Vec::new();
+        let mut vectors = Vec::new();
+        for q in &questions {
+            let s = Instant::now();
+            let e = embedder.embed(vec![q.clone()]).await?.vectors;
+            let mid = Instant::now();
+            let v = e.into_iter().next().ok_or("no embedding")?;
+            black_box(mlp.score(&v));
+            let end = Instant::now();
+            t_embed.push((end - s).as_secs_f64() * 1e3);
+            t_mlp.push((end - mid).as_secs_f64() * 1e6);
+            vectors.push(v);
+        }
+        row(
+            &format!("neural score, 1 KB prompt (embed {label} + MLP)"),
+            &mut t_embed,
+            "ms",
+        );
+        // The same for short prompts: the HaluEval questions alone.
+        let mut t_short = Vec::new();
+        for q in &short {
+            let s = Instant::now();
+            let e = embedder.embed(vec![q.clone()]).await?.vectors;
+            black_box(mlp.score(e.first().ok_or("no embedding")?));
+            t_short.push(s.elapsed().as_secs_f64() * 1e3);
+        }
+        row(
+            &format!("neural score, short question (embed {label} + MLP)"),
+            &mut t_short,
+            "ms",
+        );
+        row("MLP forward pass alone", &mut t_mlp, "µs");
+        if embeddings.is_empty() {
+            embeddings = vectors;
+        }
     }
-    row(
-        "neural score, 1 KB prompt (embed + MLP)",
-        &mut t_embed,
-        "ms",
-    );
-    // The same for short prompts: the HaluEval questions alone.
-    let mut t_short = Vec::new();
-    for line in keel_local::fetch::halueval_dev_rows(&cache, 200)? {
-        let v: serde_json::Value = serde_json::from_str(&line)?;
-        let q = v["question"].as_str().unwrap_or_default().to_string();
-        let s = Instant::now();
-        let e = embedder.embed(vec![q]).await?.vectors;
-        black_box(mlp.score(e.first().ok_or("no embedding")?));
-        t_short.push(s.elapsed().as_secs_f64() * 1e3);
-    }
-    row(
-        "neural score, short question (embed + MLP)",
-        &mut t_short,
-        "ms",
-    );
-    row("MLP forward pass alone", &mut t_mlp, "µs");
 
     let full = InjectionScanner::new(&InjectionConfig::default(), Some(mlp))?;
     let mut t = Vec::new();
