@@ -1,5 +1,6 @@
-//! One attention head of one text on the f32 panel kernel of [`super::matmul`], with every
-//! operand laid out straight from the `qkv` rows into per-thread scratch buffers.
+//! One attention head of one text on the f32 panel kernel of [`super::matmul`] (the scores
+//! optionally on the int8 one of [`super::int8`]), with every operand laid out straight
+//! from the `qkv` rows into per-thread scratch buffers.
 //!
 //! Why not two [`super::matmul::PackedLinear`] products: packing the keys and `Vᵀ` as layer
 //! weights, interleaving whole `len × len` score matrices and allocating each buffer per
@@ -16,6 +17,7 @@
 //! - a tile's queries (`d × R`) and probabilities (`len × R`) interleaved by row, as
 //!   [`products`] reads them.
 
+use super::int8::QuantWeight;
 use super::kernels::softmax_unscaled;
 use super::matmul::{MR, NR, products};
 use std::cell::RefCell;
@@ -27,6 +29,8 @@ struct Scratch {
     queries: Vec<f32>,
     scores: Vec<f32>,
     probs: Vec<f32>,
+    /// The int8 kernel's bias: none.
+    zeros: Vec<f32>,
 }
 
 thread_local! {
@@ -51,8 +55,11 @@ impl HeadView<'_> {
     }
 }
 
-/// `softmax(Q Kᵀ / √d) V` of one head: `len × d`, row-major.
-pub(crate) fn head(v: HeadView<'_>) -> Vec<f32> {
+/// `softmax(Q Kᵀ / √d) V` of one head: `len × d`, row-major. `int8_scores`: `Q Kᵀ` in int8
+/// on AVX-512 VNNI ([`super::int8`]: keys quantized per key, queries per query; the caller
+/// checked the CPU has it); `P V` stays f32 either way, since 8 bits drop the small
+/// probabilities a long text's attention is spread over.
+pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
     let (len, d) = (v.len, v.dim);
     let mut out = vec![0.0f32; len * d];
     if len == 0 || d == 0 {
@@ -60,15 +67,23 @@ pub(crate) fn head(v: HeadView<'_>) -> Vec<f32> {
     }
     SCRATCH.with(|cell| {
         let s = &mut *cell.borrow_mut();
-        let key_panels = len.div_ceil(NR);
         s.keys.clear();
-        s.keys.resize(key_panels * d * NR, 0.0);
-        for j in 0..len {
-            let panel = &mut s.keys[(j / NR) * d * NR..][..d * NR];
-            for (dst, &x) in panel[j % NR..].iter_mut().step_by(NR).zip(v.row(j, 1)) {
-                *dst = x;
+        let quantized = if int8_scores {
+            for j in 0..len {
+                s.keys.extend_from_slice(v.row(j, 1));
             }
-        }
+            Some(QuantWeight::pack(&s.keys, len, d))
+        } else {
+            let key_panels = len.div_ceil(NR);
+            s.keys.resize(key_panels * d * NR, 0.0);
+            for j in 0..len {
+                let panel = &mut s.keys[(j / NR) * d * NR..][..d * NR];
+                for (dst, &x) in panel[j % NR..].iter_mut().step_by(NR).zip(v.row(j, 1)) {
+                    *dst = x;
+                }
+            }
+            None
+        };
         let value_panels = d.div_ceil(NR);
         s.values.clear();
         s.values.resize(value_panels * len * NR, 0.0);
@@ -78,38 +93,65 @@ pub(crate) fn head(v: HeadView<'_>) -> Vec<f32> {
                 dst[..cols].copy_from_slice(&v.row(t, 2)[p * NR..][..cols]);
             }
         }
-        s.scores.resize(MR * key_panels * NR, 0.0);
+        // Score rows: `len` wide from the int8 kernel, whole key panels from the f32 one.
+        let width = match quantized {
+            Some(_) => len,
+            None => len.div_ceil(NR) * NR,
+        };
+        s.scores.resize(MR * width, 0.0);
         s.probs.resize(len * MR, 0.0);
         s.queries.resize(d * MR, 0.0);
+        s.zeros.resize(len, 0.0);
+        let keys = quantized.as_ref();
         for (t, dst) in out.chunks_mut(MR * d).enumerate() {
             match dst.len() / d {
-                4 => tile::<4>(&v, s, t * MR, dst),
-                3 => tile::<3>(&v, s, t * MR, dst),
-                2 => tile::<2>(&v, s, t * MR, dst),
-                _ => tile::<1>(&v, s, t * MR, dst),
+                4 => tile::<4>(&v, s, keys, width, t * MR, dst),
+                3 => tile::<3>(&v, s, keys, width, t * MR, dst),
+                2 => tile::<2>(&v, s, keys, width, t * MR, dst),
+                _ => tile::<1>(&v, s, keys, width, t * MR, dst),
             }
         }
     });
     out
 }
 
-/// Rows `first..first + R` of the head's output into `out` (`R × d`).
-fn tile<const R: usize>(v: &HeadView<'_>, s: &mut Scratch, first: usize, out: &mut [f32]) {
+/// Rows `first..first + R` of the head's output into `out` (`R × d`); `keys` quantized for
+/// int8 scores, else the f32 key panels are in the scratch.
+fn tile<const R: usize>(
+    v: &HeadView<'_>,
+    s: &mut Scratch,
+    keys: Option<&QuantWeight>,
+    width: usize,
+    first: usize,
+    out: &mut [f32],
+) {
     const { assert!(R <= MR) };
     let (len, d) = (v.len, v.dim);
     let scale = 1.0 / (d as f32).sqrt();
     let queries = &mut s.queries[..d * R];
-    for i in 0..R {
-        for (dst, &x) in queries[i..].iter_mut().step_by(R).zip(v.row(first + i, 0)) {
-            *dst = x * scale;
-        }
-    }
-    let width = s.keys.len() / d;
     let scores = &mut s.scores[..R * width];
-    for (p, panel) in s.keys.chunks_exact(d * NR).enumerate() {
-        let acc = products::<R>(queries, panel);
-        for (row, a) in scores.chunks_exact_mut(width).zip(&acc) {
-            row[p * NR..][..NR].copy_from_slice(a);
+    match keys {
+        Some(keys) => {
+            // Row-major queries, as the int8 kernel quantizes them.
+            for (dst, i) in queries.chunks_exact_mut(d).zip(first..) {
+                for (o, &x) in dst.iter_mut().zip(v.row(i, 0)) {
+                    *o = x * scale;
+                }
+            }
+            keys.forward(queries, scores, &s.zeros[..len]);
+        }
+        None => {
+            for i in 0..R {
+                for (dst, &x) in queries[i..].iter_mut().step_by(R).zip(v.row(first + i, 0)) {
+                    *dst = x * scale;
+                }
+            }
+            for (p, panel) in s.keys.chunks_exact(d * NR).enumerate() {
+                let acc = products::<R>(queries, panel);
+                for (row, a) in scores.chunks_exact_mut(width).zip(&acc) {
+                    row[p * NR..][..NR].copy_from_slice(a);
+                }
+            }
         }
     }
     let probs = &mut s.probs[..len * R];
@@ -161,19 +203,21 @@ mod tests {
         out
     }
 
-    #[test]
-    fn matches_the_textbook_formula_on_ragged_shapes() {
-        // Lengths not multiples of MR or NR; heads narrower, equal to and wider than a panel.
-        for (len, heads, dim) in [
+    /// Checks both score kernels against [`naive`] on ragged shapes: lengths not multiples
+    /// of MR or NR, heads narrower than, equal to and wider than a panel. f32 must agree to
+    /// rounding; int8 scores to within `int8_tolerance` of the values' range (±`spread`).
+    fn check(spread: f32, int8_tolerance: f64) {
+        let shapes = [
             (1, 1, 4),
             (5, 2, 32),
             (33, 3, 32),
             (70, 2, 40),
             (130, 1, 64),
-        ] {
+        ];
+        for (len, heads, dim) in shapes {
             let hidden = heads * dim;
             let qkv: Vec<f32> = (0..len * 3 * hidden)
-                .map(|i| ((i as f32 * 0.618).sin() * 43758.547).fract() * 3.0)
+                .map(|i| ((i as f32 * 0.618).sin() * 43758.547).fract() * spread)
                 .collect();
             for head in 0..heads {
                 let v = HeadView {
@@ -183,15 +227,34 @@ mod tests {
                     dim,
                     head,
                 };
-                let got = super::head(v);
                 let want = naive(&v);
-                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                    assert!(
-                        (f64::from(*g) - w).abs() < 1e-5 * (1.0 + w.abs()),
-                        "len {len} dim {dim} head {head} [{i}]: {g} vs {w}"
-                    );
+                let mut kernels = vec![(false, 1e-5)];
+                if super::super::int8::available() {
+                    kernels.push((true, int8_tolerance * f64::from(spread)));
+                }
+                for (int8, tolerance) in kernels {
+                    let got = super::head(v, int8);
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        let bound = if int8 {
+                            tolerance
+                        } else {
+                            tolerance * (1.0 + w.abs())
+                        };
+                        assert!(
+                            (f64::from(*g) - w).abs() < bound,
+                            "int8 {int8}, len {len} dim {dim} head {head} [{i}]: {g} vs {w}"
+                        );
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn matches_the_textbook_formula_on_ragged_shapes() {
+        // Logits up to about ±9·√d: peaked attention, where score errors matter most.
+        check(3.0, 0.05);
+        // Logits of about ±1: attention spread over many keys.
+        check(0.5, 0.01);
     }
 }

@@ -367,19 +367,19 @@ impl Bert {
     ///
     /// With AMX, both products run on tiles (the operands packed as layer weights);
     /// otherwise on the f32 panel kernel with operands laid out in place
-    /// ([`super::attention`]). Dense layers in int8 keep attention in f32: its operands
-    /// change every pass.
+    /// ([`super::attention`]), the scores in int8 where the dense layers are.
     fn head(&self, rows: &[f32], len: usize, head: usize) -> Result<Vec<f32>, String> {
         let h = self.hidden;
         let d = h / self.heads;
         if self.backend != Backend::Amx {
-            return Ok(super::attention::head(HeadView {
+            let view = HeadView {
                 qkv: rows,
                 len,
                 hidden: h,
                 dim: d,
                 head,
-            }));
+            };
+            return Ok(super::attention::head(view, self.backend == Backend::Int8));
         }
         let scale = 1.0 / (d as f32).sqrt();
         let column = |offset: usize| rows.chunks_exact(3 * h).map(move |r| &r[offset..][..d]);
