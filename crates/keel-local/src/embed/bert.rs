@@ -22,6 +22,17 @@ use std::collections::HashMap;
 
 /// Fewest tokens in a pass worth splitting between threads.
 const MIN_SPLIT_TOKENS: usize = 48;
+/// Rows per thread are a multiple of this (whole kernel tiles: 4 for f32 panels, 8 for int8).
+const ROW_GRAIN: usize = 8;
+
+/// One share of a pass's per-row buffers: hidden states, a hidden-wide scratch, the
+/// feed-forward activations and the next layer's query/key/value rows.
+struct Rows<'a> {
+    x: &'a mut [f32],
+    tmp: &'a mut [f32],
+    inter: &'a mut [f32],
+    qkv: &'a mut [f32],
+}
 
 struct Layer {
     /// Query, key and value projections side by side (`3 × hidden` outputs).
@@ -284,17 +295,47 @@ impl Bert {
         let mut ctx = vec![0.0f32; rows * h];
         let mut tmp = vec![0.0f32; rows * h];
         let mut inter = vec![0.0f32; rows * ff];
-        for layer in &self.layers {
-            layer.qkv.forward(&x, &mut qkv, threads);
-            self.attention(&qkv, &lens, &mut ctx, threads)?;
-            layer.attn_out.forward(&ctx, &mut tmp, threads);
-            add_norm(&mut x, &tmp, &layer.attn_norm, self.eps);
-            let act = self.act;
-            layer
-                .up
-                .forward_then(&x, &mut inter, threads, &|rows| act.apply(rows));
-            layer.down.forward(&inter, &mut tmp, threads);
-            add_norm(&mut x, &tmp, &layer.out_norm, self.eps);
+        if threads > 1 && self.backend != Backend::Amx {
+            // Rows split once per layer, not per matmul: between two attentions every step
+            // is row by row, so each thread carries its rows through all of them (two
+            // hand-offs per layer instead of five, and the norms split too). Tiles keep
+            // per-matmul splits: a short pass on them splits columns instead.
+            let per = rows.div_ceil(threads).div_ceil(ROW_GRAIN) * ROW_GRAIN;
+            if let Some(first) = self.layers.first() {
+                first.qkv.forward(&x, &mut qkv, threads);
+            }
+            for (i, layer) in self.layers.iter().enumerate() {
+                self.attention(&qkv, &lens, &mut ctx, threads)?;
+                let next = self.layers.get(i + 1);
+                let jobs: Vec<Job<'_, ()>> = x
+                    .chunks_mut(per * h)
+                    .zip(tmp.chunks_mut(per * h))
+                    .zip(inter.chunks_mut(per * ff))
+                    .zip(qkv.chunks_mut(per * 3 * h))
+                    .zip(ctx.chunks(per * h))
+                    .map(|((((x, tmp), inter), qkv), ctx)| {
+                        Box::new(move || {
+                            let rows = Rows { x, tmp, inter, qkv };
+                            self.after_attention(layer, next, ctx, rows, 1);
+                        }) as Box<_>
+                    })
+                    .collect();
+                super::pool::run_all(jobs);
+            }
+        } else {
+            for (i, layer) in self.layers.iter().enumerate() {
+                if i == 0 {
+                    layer.qkv.forward(&x, &mut qkv, threads);
+                }
+                self.attention(&qkv, &lens, &mut ctx, threads)?;
+                let rows = Rows {
+                    x: &mut x,
+                    tmp: &mut tmp,
+                    inter: &mut inter,
+                    qkv: &mut qkv,
+                };
+                self.after_attention(layer, self.layers.get(i + 1), &ctx, rows, threads);
+            }
         }
 
         let mut out = Vec::with_capacity(texts.len());
@@ -312,6 +353,31 @@ impl Bert {
             start += len;
         }
         Ok(out)
+    }
+
+    /// Everything of `layer` after its attention, on whole rows: the output projection and
+    /// its residual norm, the feed-forward block and its residual norm, then `next`'s query,
+    /// key and value projection.
+    fn after_attention(
+        &self,
+        layer: &Layer,
+        next: Option<&Layer>,
+        ctx: &[f32],
+        rows: Rows<'_>,
+        threads: usize,
+    ) {
+        let Rows { x, tmp, inter, qkv } = rows;
+        layer.attn_out.forward(ctx, tmp, threads);
+        add_norm(x, tmp, &layer.attn_norm, self.eps);
+        let act = self.act;
+        layer
+            .up
+            .forward_then(x, inter, threads, &|rows| act.apply(rows));
+        layer.down.forward(inter, tmp, threads);
+        add_norm(x, tmp, &layer.out_norm, self.eps);
+        if let Some(next) = next {
+            next.qkv.forward(x, qkv, threads);
+        }
     }
 
     /// Multi-head self-attention of each text over its own tokens: `qkv` holds every row's
