@@ -7,6 +7,18 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 
+/// The MiniLM directory (fetched if missing) and candle's f32 `BertModel` of it.
+fn reference_model() -> (std::path::PathBuf, BertModel) {
+    let cache = crate::fetch::default_cache_dir().unwrap();
+    let dir = crate::fetch::ensure_embeddings(&cache).unwrap();
+    let config: Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let tensors =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    (dir, BertModel::load(vb, &config).unwrap())
+}
+
 /// Candle's vector for one text: forward, mean over its tokens, L2 normalised.
 fn candle_vector(model: &BertModel, ids: &[u32]) -> Vec<f32> {
     let dev = &Device::Cpu;
@@ -21,19 +33,11 @@ fn candle_vector(model: &BertModel, ids: &[u32]) -> Vec<f32> {
 
 #[test]
 fn own_forward_pass_matches_candle_bert() {
-    let cache = crate::fetch::default_cache_dir().unwrap();
-    let dir = crate::fetch::ensure_embeddings(&cache).unwrap();
     let mut backends = vec![Backend::Panels];
     if super::amx::available() {
         backends.push(Backend::Amx);
     }
-
-    let config: Config =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let tensors =
-        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-    let reference = BertModel::load(vb, &config).unwrap();
+    let (dir, reference) = reference_model();
 
     let long = "The committee reviewed the proposal in detail, ".repeat(60);
     let texts = [
@@ -57,14 +61,7 @@ fn int8_forward_pass_stays_close_to_candle_bert() {
     if !super::int8::available() {
         return;
     }
-    let cache = crate::fetch::default_cache_dir().unwrap();
-    let dir = crate::fetch::ensure_embeddings(&cache).unwrap();
-    let config: Config =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let tensors =
-        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
-    let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-    let reference = BertModel::load(vb, &config).unwrap();
+    let (dir, reference) = reference_model();
     let ours = EmbedModel::load_with(&dir, Backend::Int8).unwrap();
 
     let long = "The committee reviewed the proposal in detail, ".repeat(60);
