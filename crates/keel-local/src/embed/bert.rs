@@ -295,15 +295,15 @@ impl Bert {
         let mut ctx = vec![0.0f32; rows * h];
         let mut tmp = vec![0.0f32; rows * h];
         let mut inter = vec![0.0f32; rows * ff];
+        if let Some(first) = self.layers.first() {
+            first.qkv.forward(&x, &mut qkv, threads);
+        }
         if threads > 1 && self.backend != Backend::Amx {
             // Rows split once per layer, not per matmul: between two attentions every step
             // is row by row, so each thread carries its rows through all of them (two
             // hand-offs per layer instead of five, and the norms split too). Tiles keep
             // per-matmul splits: a short pass on them splits columns instead.
             let per = rows.div_ceil(threads).div_ceil(ROW_GRAIN) * ROW_GRAIN;
-            if let Some(first) = self.layers.first() {
-                first.qkv.forward(&x, &mut qkv, threads);
-            }
             for (i, layer) in self.layers.iter().enumerate() {
                 self.attention(&qkv, &lens, &mut ctx, threads)?;
                 let next = self.layers.get(i + 1);
@@ -324,9 +324,6 @@ impl Bert {
             }
         } else {
             for (i, layer) in self.layers.iter().enumerate() {
-                if i == 0 {
-                    layer.qkv.forward(&x, &mut qkv, threads);
-                }
                 self.attention(&qkv, &lens, &mut ctx, threads)?;
                 let rows = Rows {
                     x: &mut x,

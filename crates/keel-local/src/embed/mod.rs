@@ -34,7 +34,7 @@ pub struct EmbedderOptions {
     pub max_batch: usize,
     /// `embed` calls that may wait; beyond this `embed` fails with `QueueFull`.
     pub queue_capacity: usize,
-    /// Arithmetic of the dense layers.
+    /// Arithmetic of the forward pass.
     pub precision: EmbedPrecision,
 }
 
@@ -48,7 +48,7 @@ impl Default for EmbedderOptions {
     }
 }
 
-/// Arithmetic of an embedder's dense layers.
+/// Arithmetic of an embedder's forward pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum EmbedPrecision {
     /// f32, or what matches it to ~2⁻¹⁶ per product (AMX split bf16): vectors agree with
@@ -56,9 +56,10 @@ pub enum EmbedPrecision {
     /// must stay comparable.
     #[default]
     Full,
-    /// int8 weights (per output) and inputs (per token) in the dense layers on AVX-512
-    /// VNNI, attention in f32: about 2.4x faster for a 1 KB text on 2 cores, vectors within
-    /// cosine 0.989–0.998 of the reference (docs/BENCHMARKS.md). For classifiers that read
+    /// int8 weights (per output) and inputs (per token) in the dense layers, and int8
+    /// attention scores, on AVX-512 VNNI (the attention-weighted sum of the values stays
+    /// f32): about 2.5x faster for a 1 KB text on 2 cores, vectors within cosine
+    /// 0.989–0.998 of the reference (docs/BENCHMARKS.md). For classifiers that read
     /// the vector, such as the injection guard. Falls back to `Full` (with a warning) on
     /// CPUs without AVX-512 VNNI.
     Int8,
