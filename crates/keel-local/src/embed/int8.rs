@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 /// Output columns per panel: two registers of 16 i32 lanes.
 const NR: usize = 32;
 /// Rows computed together: 2 × MR accumulator registers of the 32.
-const MR: usize = 8;
+pub(super) const MR: usize = 8;
 /// Rows per cache block: their quantized inputs stay in L2 while the panels stream by.
 const MB: usize = 96;
 /// Bytes of one panel's group of four inputs.

@@ -30,8 +30,6 @@ pub(super) const MR: usize = 4;
 const MB: usize = 64;
 /// Rows of one AMX kernel block.
 const AMX_ROWS: usize = 32;
-/// Rows of one int8 kernel block.
-const INT8_ROWS: usize = 8;
 /// Most rows for which tile multiplies split columns, not rows, between threads.
 const AMX_COLUMN_SPLIT_ROWS: usize = 128;
 /// Multiply-adds below which splitting rows between threads is not worth a thread spawn.
@@ -179,7 +177,7 @@ impl PackedLinear {
         let grain = match self.packed {
             Packed::Panels(_) => MR,
             Packed::Amx(_) => AMX_ROWS,
-            Packed::Int8(_) => INT8_ROWS,
+            Packed::Int8(_) => super::int8::MR,
         };
         let per = rows.div_ceil(threads).div_ceil(grain) * grain;
         let jobs: Vec<super::pool::Job<'_, ()>> = x
