@@ -127,26 +127,20 @@ impl QuantWeight {
                 {
                     let col = p * NR;
                     let cols = NR.min(n - col);
+                    let columns = Columns {
+                        scale: &self.scale[col..col + NR],
+                        offset: &self.offset[col..col + NR],
+                        bias: &bias[col..col + cols],
+                    };
                     for t in 0..block_rows.div_ceil(MR) {
                         let r = MR.min(block_rows - t * MR);
                         let xt = &xb[t * MR * width..][..r * width];
-                        let mut acc = [[0i32; NR]; MR];
-                        products(xt, width, panel, &mut acc[..r]);
-                        for (i, a) in acc[..r].iter().enumerate() {
-                            let s_row = sb[t * MR + i];
-                            let dst = &mut ob[(t * MR + i) * n + col..][..cols];
-                            let scale = &self.scale[col..col + cols];
-                            let offset = &self.offset[col..col + cols];
-                            for ((((d, a), s), o), b) in dst
-                                .iter_mut()
-                                .zip(a)
-                                .zip(scale)
-                                .zip(offset)
-                                .zip(&bias[col..])
-                            {
-                                *d = s_row * s * (a - o) as f32 + b;
-                            }
-                        }
+                        let rows = Rows {
+                            scale: &sb[t * MR..][..r],
+                            out: &mut ob[t * MR * n + col..],
+                            stride: n,
+                        };
+                        products(xt, width, panel, &columns, rows);
                     }
                 }
             }
@@ -173,26 +167,47 @@ fn quantize_row(row: &[f32], dst: &mut [u8]) -> f32 {
     max / 127.0
 }
 
-/// Integer products of `rows.len()` input rows (stride `width` bytes in `xt`) with one
-/// panel, into `acc` (one row of [`NR`] sums per input row).
-fn products(xt: &[u8], width: usize, panel: &[i8], acc: &mut [[i32; NR]]) {
+/// One panel's columns as the kernel's epilogue reads them: [`NR`] scales and offsets (the
+/// packed weight pads both to whole panels) and the biases of its `bias.len()` ≤ NR real
+/// columns.
+struct Columns<'a> {
+    scale: &'a [f32],
+    offset: &'a [i32],
+    bias: &'a [f32],
+}
+
+/// A tile's rows: their input scales (one per row) and where the outputs go, row `i`'s
+/// columns at `out[i · stride..]`.
+struct Rows<'a> {
+    scale: &'a [f32],
+    out: &'a mut [f32],
+    stride: usize,
+}
+
+/// `rows.scale.len()` input rows (stride `width` bytes in `xt`) times one panel,
+/// dequantized: `out = s_row · s_col · (Σ (p + 128) q − offset) + bias` for the panel's
+/// real columns.
+fn products(xt: &[u8], width: usize, panel: &[i8], columns: &Columns<'_>, rows: Rows<'_>) {
     let groups = width / 4;
+    let r = rows.scale.len();
+    let cols = columns.bias.len();
     assert!(panel.len() >= groups * GROUP_BYTES);
-    assert!(xt.len() >= acc.len() * width && acc.len() <= MR);
+    assert!((1..=MR).contains(&r) && xt.len() >= r * width);
+    assert!(columns.scale.len() == NR && columns.offset.len() == NR && cols <= NR);
+    assert!(rows.out.len() >= (r - 1) * rows.stride + cols);
     // SAFETY: `available()` was checked by the caller (`forward` asserts it); the slices
-    // were just checked to hold every byte the kernels read.
+    // were just checked to hold every byte the kernel reads and writes.
     #[allow(unsafe_code)]
     unsafe {
-        match acc.len() {
-            8 => vnni::block::<8>(xt, width, panel, groups, acc),
-            7 => vnni::block::<7>(xt, width, panel, groups, acc),
-            6 => vnni::block::<6>(xt, width, panel, groups, acc),
-            5 => vnni::block::<5>(xt, width, panel, groups, acc),
-            4 => vnni::block::<4>(xt, width, panel, groups, acc),
-            3 => vnni::block::<3>(xt, width, panel, groups, acc),
-            2 => vnni::block::<2>(xt, width, panel, groups, acc),
-            1 => vnni::block::<1>(xt, width, panel, groups, acc),
-            _ => {}
+        match r {
+            8 => vnni::block::<8>(xt, width, panel, groups, columns, rows),
+            7 => vnni::block::<7>(xt, width, panel, groups, columns, rows),
+            6 => vnni::block::<6>(xt, width, panel, groups, columns, rows),
+            5 => vnni::block::<5>(xt, width, panel, groups, columns, rows),
+            4 => vnni::block::<4>(xt, width, panel, groups, columns, rows),
+            3 => vnni::block::<3>(xt, width, panel, groups, columns, rows),
+            2 => vnni::block::<2>(xt, width, panel, groups, columns, rows),
+            _ => vnni::block::<1>(xt, width, panel, groups, columns, rows),
         }
     }
 }
@@ -200,21 +215,25 @@ fn products(xt: &[u8], width: usize, panel: &[i8], acc: &mut [[i32; NR]]) {
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod vnni {
-    use super::{GROUP_BYTES, NR};
+    use super::{Columns, GROUP_BYTES, Rows};
     use std::arch::x86_64::*;
 
-    /// `R` rows × one panel over `groups` groups of four inputs.
+    /// `R` rows × one panel over `groups` groups of four inputs, dequantized into
+    /// `rows.out` straight from the registers.
     ///
     /// # Safety
     /// The CPU has AVX-512 F/BW/VNNI; `xt` holds `R` rows of `width ≥ 4 · groups` bytes;
-    /// `panel` holds `groups · GROUP_BYTES` bytes; `acc.len() == R`.
+    /// `panel` holds `groups · GROUP_BYTES` bytes; `rows.scale.len() == R`; `columns`
+    /// holds NR scales and offsets and `c = columns.bias.len() ≤ NR` biases; `rows.out`
+    /// holds `(R − 1) · rows.stride + c` values.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn block<const R: usize>(
         xt: &[u8],
         width: usize,
         panel: &[i8],
         groups: usize,
-        acc: &mut [[i32; NR]],
+        columns: &Columns<'_>,
+        rows: Rows<'_>,
     ) {
         let mut sums = [[_mm512_setzero_si512(); 2]; R];
         let (x, w) = (xt.as_ptr(), panel.as_ptr());
@@ -230,10 +249,28 @@ mod vnni {
                 s[1] = _mm512_dpbusd_epi32(s[1], a, w1);
             }
         }
-        for (s, out) in sums.iter().zip(acc.iter_mut()) {
-            unsafe {
-                _mm512_storeu_si512(out.as_mut_ptr().cast(), s[0]);
-                _mm512_storeu_si512(out.as_mut_ptr().add(16).cast(), s[1]);
+        // Epilogue, 16 columns at a time: scales and offsets are padded to NR, so only the
+        // bias loads and the stores are masked to the real columns.
+        let cols = columns.bias.len();
+        let (sp, op, bp) = (
+            columns.scale.as_ptr(),
+            columns.offset.as_ptr(),
+            columns.bias.as_ptr(),
+        );
+        let out = rows.out.as_mut_ptr();
+        for h in 0..2 {
+            let real = cols.saturating_sub(h * 16).min(16);
+            let mask = ((1u32 << real) - 1) as __mmask16;
+            // SAFETY: scale and offset hold NR values; masked-off lanes are neither read
+            // from the bias nor written to `out`, and masked accesses do not fault there.
+            let scale = unsafe { _mm512_loadu_ps(sp.add(h * 16)) };
+            let offset = unsafe { _mm512_loadu_si512(op.add(h * 16).cast()) };
+            let bias = unsafe { _mm512_maskz_loadu_ps(mask, bp.add(h * 16)) };
+            for (r, s) in sums.iter().enumerate() {
+                let row_scale = _mm512_set1_ps(rows.scale[r]);
+                let x = _mm512_cvtepi32_ps(_mm512_sub_epi32(s[h], offset));
+                let y = _mm512_fmadd_ps(_mm512_mul_ps(row_scale, scale), x, bias);
+                unsafe { _mm512_mask_storeu_ps(out.add(r * rows.stride + h * 16), mask, y) };
             }
         }
     }
@@ -246,7 +283,8 @@ mod vnni {
         _: usize,
         _: &[i8],
         _: usize,
-        _: &mut [[i32; super::NR]],
+        _: &super::Columns<'_>,
+        _: super::Rows<'_>,
     ) {
         unreachable!("the int8 kernel is only built for x86_64")
     }
