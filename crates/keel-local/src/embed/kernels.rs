@@ -120,6 +120,16 @@ pub(crate) fn softmax(row: &mut [f32]) {
 /// The first half of [`softmax`]: `row[i] = e^(row[i] - max)`, returning `1 / Σ row` for the
 /// caller to scale by where it next reads the row (one pass fewer).
 pub(crate) fn softmax_unscaled(row: &mut [f32]) -> f32 {
+    if super::simd::available() {
+        super::simd::softmax_unscaled(row)
+    } else {
+        softmax_unscaled_portable(row)
+    }
+}
+
+/// [`softmax_unscaled`] in portable code (which the compiler vectorises at the target's
+/// preferred width).
+pub(crate) fn softmax_unscaled_portable(row: &mut [f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let (chunks, tail) = row.as_chunks::<LANES>();
     for c in chunks {

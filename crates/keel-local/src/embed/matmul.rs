@@ -314,12 +314,23 @@ fn tile<const R: usize>(
     }
 }
 
+/// `R` rows (interleaved, `k × R`) times one panel (`k × NR`): on 512-bit registers where
+/// the CPU has them ([`super::simd`], bitwise the same sums), else the portable loop.
+#[inline]
+pub(super) fn products<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR]; R] {
+    if super::simd::available() {
+        super::simd::products::<R>(xt, panel)
+    } else {
+        products_portable::<R>(xt, panel)
+    }
+}
+
 /// The register-blocked inner product of [`tile`]. Kept out of line with index loops over
 /// fixed-size chunks: inlined into the caller, or written with iterator zips, the compiler
 /// kept `acc` in memory and emitted scalar code (10x slower).
 #[inline(never)]
 #[allow(clippy::needless_range_loop)]
-pub(super) fn products<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR]; R] {
+pub(super) fn products_portable<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR]; R] {
     let mut acc = [[0.0f32; NR]; R];
     let (xs, _) = xt.as_chunks::<R>();
     let (ws, _) = panel.as_chunks::<NR>();

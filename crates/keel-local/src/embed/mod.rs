@@ -9,6 +9,7 @@ mod kernels;
 mod matmul;
 mod model;
 mod pool;
+mod simd;
 #[cfg(test)]
 mod tests;
 mod worker;
