@@ -14,12 +14,13 @@
 //!   feature `c` (zero past `len`);
 //! - value panels: `ceil(d / NR)` panels of `len × NR`, `[t · NR + c]` = value `t`, feature
 //!   `p · NR + c` (for MiniLM's 32-wide heads one panel is the values themselves);
-//! - a tile's queries (`d × R`) and probabilities (`len × R`) interleaved by row, as
-//!   [`products`] reads them.
+//! - a tile's queries (`d × R`) interleaved by row, as [`products`] reads them; its
+//!   probabilities stay in the score rows (`R × width`, unnormalised, each row scaled by its
+//!   1 / Σ on output), which [`products_rows`] reads in place.
 
 use super::int8::QuantWeight;
 use super::kernels::softmax_unscaled;
-use super::matmul::{MR, NR, products};
+use super::matmul::{MR, NR, products, products_rows};
 use std::cell::RefCell;
 
 #[derive(Default)]
@@ -28,7 +29,6 @@ struct Scratch {
     values: Vec<f32>,
     queries: Vec<f32>,
     scores: Vec<f32>,
-    probs: Vec<f32>,
     /// The int8 kernel's bias: none.
     zeros: Vec<f32>,
 }
@@ -99,7 +99,6 @@ pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
             None => len.div_ceil(NR) * NR,
         };
         s.scores.resize(MR * width, 0.0);
-        s.probs.resize(len * MR, 0.0);
         s.queries.resize(d * MR, 0.0);
         s.zeros.resize(len, 0.0);
         let keys = quantized.as_ref();
@@ -154,19 +153,18 @@ fn tile<const R: usize>(
             }
         }
     }
-    let probs = &mut s.probs[..len * R];
+    // Each row's softmax in place; its 1 / Σ scales the row's output.
+    let mut inv = [0.0f32; R];
     for (i, row) in scores.chunks_exact_mut(width).enumerate() {
-        let row = &mut row[..len];
-        let inv = softmax_unscaled(row);
-        for (dst, &x) in probs[i..].iter_mut().step_by(R).zip(row.iter()) {
-            *dst = x * inv;
-        }
+        inv[i] = softmax_unscaled(&mut row[..len]);
     }
     for (p, panel) in s.values.chunks_exact(len * NR).enumerate() {
-        let acc = products::<R>(probs, panel);
+        let acc = products_rows::<R>(scores, width, len, panel);
         let cols = NR.min(d - p * NR);
-        for (row, a) in out.chunks_exact_mut(d).zip(&acc) {
-            row[p * NR..][..cols].copy_from_slice(&a[..cols]);
+        for ((row, a), inv) in out.chunks_exact_mut(d).zip(&acc).zip(inv) {
+            for (o, x) in row[p * NR..][..cols].iter_mut().zip(a) {
+                *o = x * inv;
+            }
         }
     }
 }

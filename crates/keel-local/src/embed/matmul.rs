@@ -344,6 +344,47 @@ pub(super) fn products_portable<const R: usize>(xt: &[f32], panel: &[f32]) -> [[
     acc
 }
 
+/// `Σ_t rows[r · width + t] · panel[t · NR + c]` for `t < len`: like [`products`], but the
+/// `R` rows are read where they lie (row-major, `width` apart) instead of interleaved. On
+/// 512-bit registers where the CPU has them ([`super::simd`], bitwise the same sums).
+#[inline]
+pub(super) fn products_rows<const R: usize>(
+    rows: &[f32],
+    width: usize,
+    len: usize,
+    panel: &[f32],
+) -> [[f32; NR]; R] {
+    if super::simd::available() {
+        super::simd::products_rows::<R>(rows, width, len, panel)
+    } else {
+        products_rows_portable::<R>(rows, width, len, panel)
+    }
+}
+
+/// [`products_rows`] in portable code; index loops out of line for the reason given at
+/// [`products_portable`].
+#[inline(never)]
+#[allow(clippy::needless_range_loop)]
+pub(super) fn products_rows_portable<const R: usize>(
+    rows: &[f32],
+    width: usize,
+    len: usize,
+    panel: &[f32],
+) -> [[f32; NR]; R] {
+    assert!(len <= width && rows.len() >= (R - 1) * width + len && panel.len() >= len * NR);
+    let mut acc = [[0.0f32; NR]; R];
+    let (ws, _) = panel.as_chunks::<NR>();
+    for (t, w) in ws.iter().take(len).enumerate() {
+        for r in 0..R {
+            let x = rows[r * width + t];
+            for c in 0..NR {
+                acc[r][c] = x.mul_add(w[c], acc[r][c]);
+            }
+        }
+    }
+    acc
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,25 @@ pub(crate) fn products<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR];
     }
 }
 
+/// [`super::matmul::products_rows_portable`] on 512-bit registers; the caller checked
+/// [`available`].
+pub(crate) fn products_rows<const R: usize>(
+    rows: &[f32],
+    width: usize,
+    len: usize,
+    panel: &[f32],
+) -> [[f32; NR]; R] {
+    assert!(available(), "the 512-bit kernels need AVX-512 F");
+    assert!(len <= width && rows.len() >= (R - 1) * width + len && panel.len() >= len * NR);
+    // SAFETY: the CPU has AVX-512 F (just checked); the kernel reads row `r`'s values
+    // `r · width + t` and the panel's `t · NR ..+ NR` for `t < len`, inside the slices by
+    // the assertion above.
+    #[allow(unsafe_code)]
+    unsafe {
+        zmm::products_rows::<R>(rows, width, len, panel)
+    }
+}
+
 /// [`super::kernels::softmax_unscaled_portable`] on 512-bit registers; the caller checked
 /// [`available`].
 pub(crate) fn softmax_unscaled(row: &mut [f32]) -> f32 {
@@ -88,6 +107,41 @@ mod zmm {
             let w1 = unsafe { _mm512_loadu_ps(w.add(t * NR + 16)) };
             for (r, a) in acc.iter_mut().enumerate() {
                 let b = _mm512_set1_ps(unsafe { *x.add(t * R + r) });
+                a[0] = _mm512_fmadd_ps(b, w0, a[0]);
+                a[1] = _mm512_fmadd_ps(b, w1, a[1]);
+            }
+        }
+        let mut out = [[0.0f32; NR]; R];
+        for (o, a) in out.iter_mut().zip(&acc) {
+            // SAFETY: `o` holds NR = 32 values.
+            unsafe {
+                _mm512_storeu_ps(o.as_mut_ptr(), a[0]);
+                _mm512_storeu_ps(o.as_mut_ptr().add(16), a[1]);
+            }
+        }
+        out
+    }
+
+    /// `Σ_t rows[r · width + t] · panel[t · NR + c]` for `t < len`, in `t` order.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F; `rows` holds `(R − 1) · width + len` values and `panel`
+    /// `len · NR`.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn products_rows<const R: usize>(
+        rows: &[f32],
+        width: usize,
+        len: usize,
+        panel: &[f32],
+    ) -> [[f32; NR]; R] {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        let (x, w) = (rows.as_ptr(), panel.as_ptr());
+        for t in 0..len {
+            // SAFETY: t < len, within both slices by the caller's contract.
+            let w0 = unsafe { _mm512_loadu_ps(w.add(t * NR)) };
+            let w1 = unsafe { _mm512_loadu_ps(w.add(t * NR + 16)) };
+            for (r, a) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(unsafe { *x.add(r * width + t) });
                 a[0] = _mm512_fmadd_ps(b, w0, a[0]);
                 a[1] = _mm512_fmadd_ps(b, w1, a[1]);
             }
@@ -173,6 +227,14 @@ mod zmm {
     pub(super) unsafe fn products<const R: usize>(_: &[f32], _: &[f32]) -> [[f32; NR]; R] {
         unreachable!("the 512-bit kernels are only built for x86_64")
     }
+    pub(super) unsafe fn products_rows<const R: usize>(
+        _: &[f32],
+        _: usize,
+        _: usize,
+        _: &[f32],
+    ) -> [[f32; NR]; R] {
+        unreachable!("the 512-bit kernels are only built for x86_64")
+    }
     pub(super) unsafe fn lane_max(_: &[f32]) -> ([f32; 16], usize) {
         unreachable!("the 512-bit kernels are only built for x86_64")
     }
@@ -215,6 +277,31 @@ mod tests {
             check::<2>(k);
             check::<3>(k);
             check::<4>(k);
+        }
+    }
+
+    #[test]
+    fn row_products_are_bitwise_the_portable_ones() {
+        if !available() {
+            return;
+        }
+        fn check<const R: usize>(len: usize, width: usize) {
+            let rows = pseudo(R * width, 3.0, 2.0);
+            let panel = pseudo(len * NR, 4.0, 2.0);
+            let want = matmul::products_rows_portable::<R>(&rows, width, len, &panel);
+            let got = products_rows::<R>(&rows, width, len, &panel);
+            assert!(
+                want.iter()
+                    .flatten()
+                    .zip(got.iter().flatten())
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "R {R}, len {len}"
+            );
+        }
+        for (len, width) in [(0, 1), (1, 1), (7, 9), (33, 40), (256, 256)] {
+            check::<1>(len, width);
+            check::<2>(len, width);
+            check::<4>(len, width);
         }
     }
 
