@@ -30,34 +30,42 @@ pub(crate) fn available() -> bool {
     })
 }
 
-/// [`super::matmul::products_portable`] on 512-bit registers; the caller checked
-/// [`available`].
+/// [`super::matmul::products_portable`] on 512-bit registers (rows interleaved, `xt[t · R
+/// + r]`); the caller checked [`available`].
 pub(crate) fn products<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR]; R] {
-    assert!(available(), "the 512-bit kernels need AVX-512 F");
-    // SAFETY: the CPU has AVX-512 F (just checked); the kernel reads only within the
-    // slices (see its loop bounds).
-    #[allow(unsafe_code)]
-    unsafe {
-        zmm::products::<R>(xt, panel)
-    }
+    let steps = (xt.len() / R).min(panel.len() / NR);
+    strided::<R>(xt, 1, R, steps, panel)
 }
 
-/// [`super::matmul::products_rows_portable`] on 512-bit registers; the caller checked
-/// [`available`].
+/// [`super::matmul::products_rows_portable`] on 512-bit registers (rows where they lie,
+/// `rows[r · width + t]`); the caller checked [`available`].
 pub(crate) fn products_rows<const R: usize>(
     rows: &[f32],
     width: usize,
     len: usize,
     panel: &[f32],
 ) -> [[f32; NR]; R] {
+    strided::<R>(rows, width, 1, len, panel)
+}
+
+/// `Σ_{t < steps} x[r · row_stride + t · step_stride] · panel[t · NR + c]` per row `r` and
+/// column `c`, fused multiply-adds in `t` order.
+fn strided<const R: usize>(
+    x: &[f32],
+    row_stride: usize,
+    step_stride: usize,
+    steps: usize,
+    panel: &[f32],
+) -> [[f32; NR]; R] {
     assert!(available(), "the 512-bit kernels need AVX-512 F");
-    assert!(len <= width && rows.len() >= (R - 1) * width + len && panel.len() >= len * NR);
-    // SAFETY: the CPU has AVX-512 F (just checked); the kernel reads row `r`'s values
-    // `r · width + t` and the panel's `t · NR ..+ NR` for `t < len`, inside the slices by
-    // the assertion above.
+    assert!(panel.len() >= steps * NR);
+    assert!(steps == 0 || (R - 1) * row_stride + (steps - 1) * step_stride < x.len());
+    // SAFETY: the CPU has AVX-512 F (just checked); the kernel reads x's values
+    // `r · row_stride + t · step_stride` and the panel's `t · NR ..+ NR` for `r < R`,
+    // `t < steps`, inside the slices by the assertions above.
     #[allow(unsafe_code)]
     unsafe {
-        zmm::products_rows::<R>(rows, width, len, panel)
+        zmm::strided::<R>(x, row_stride, step_stride, steps, panel)
     }
 }
 
@@ -91,57 +99,27 @@ mod zmm {
 
     const _: () = assert!(NR == 32, "a panel row is two 16-lane registers");
 
-    /// `Σ_t xt[t·R + r] · panel[t·NR + c]` per row `r` and column `c`, fused multiply-adds
-    /// in `t` order.
+    /// [`super::strided`]'s sums.
     ///
     /// # Safety
-    /// The CPU has AVX-512 F.
+    /// The CPU has AVX-512 F; `x` holds every `r · row_stride + t · step_stride` and `panel`
+    /// every `t · NR ..+ NR` for `r < R`, `t < steps`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn products<const R: usize>(xt: &[f32], panel: &[f32]) -> [[f32; NR]; R] {
-        let steps = (xt.len() / R).min(panel.len() / NR);
-        let mut acc = [[_mm512_setzero_ps(); 2]; R];
-        let (x, w) = (xt.as_ptr(), panel.as_ptr());
-        for t in 0..steps {
-            // SAFETY: t < steps, so `t·NR + 32 ≤ panel.len()` and `t·R + R ≤ xt.len()`.
-            let w0 = unsafe { _mm512_loadu_ps(w.add(t * NR)) };
-            let w1 = unsafe { _mm512_loadu_ps(w.add(t * NR + 16)) };
-            for (r, a) in acc.iter_mut().enumerate() {
-                let b = _mm512_set1_ps(unsafe { *x.add(t * R + r) });
-                a[0] = _mm512_fmadd_ps(b, w0, a[0]);
-                a[1] = _mm512_fmadd_ps(b, w1, a[1]);
-            }
-        }
-        let mut out = [[0.0f32; NR]; R];
-        for (o, a) in out.iter_mut().zip(&acc) {
-            // SAFETY: `o` holds NR = 32 values.
-            unsafe {
-                _mm512_storeu_ps(o.as_mut_ptr(), a[0]);
-                _mm512_storeu_ps(o.as_mut_ptr().add(16), a[1]);
-            }
-        }
-        out
-    }
-
-    /// `Σ_t rows[r · width + t] · panel[t · NR + c]` for `t < len`, in `t` order.
-    ///
-    /// # Safety
-    /// The CPU has AVX-512 F; `rows` holds `(R − 1) · width + len` values and `panel`
-    /// `len · NR`.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn products_rows<const R: usize>(
-        rows: &[f32],
-        width: usize,
-        len: usize,
+    pub(super) unsafe fn strided<const R: usize>(
+        x: &[f32],
+        row_stride: usize,
+        step_stride: usize,
+        steps: usize,
         panel: &[f32],
     ) -> [[f32; NR]; R] {
         let mut acc = [[_mm512_setzero_ps(); 2]; R];
-        let (x, w) = (rows.as_ptr(), panel.as_ptr());
-        for t in 0..len {
-            // SAFETY: t < len, within both slices by the caller's contract.
+        let (x, w) = (x.as_ptr(), panel.as_ptr());
+        for t in 0..steps {
+            // SAFETY: within both slices by the caller's contract.
             let w0 = unsafe { _mm512_loadu_ps(w.add(t * NR)) };
             let w1 = unsafe { _mm512_loadu_ps(w.add(t * NR + 16)) };
             for (r, a) in acc.iter_mut().enumerate() {
-                let b = _mm512_set1_ps(unsafe { *x.add(r * width + t) });
+                let b = _mm512_set1_ps(unsafe { *x.add(r * row_stride + t * step_stride) });
                 a[0] = _mm512_fmadd_ps(b, w0, a[0]);
                 a[1] = _mm512_fmadd_ps(b, w1, a[1]);
             }
@@ -224,11 +202,9 @@ mod zmm {
 mod zmm {
     use super::NR;
 
-    pub(super) unsafe fn products<const R: usize>(_: &[f32], _: &[f32]) -> [[f32; NR]; R] {
-        unreachable!("the 512-bit kernels are only built for x86_64")
-    }
-    pub(super) unsafe fn products_rows<const R: usize>(
+    pub(super) unsafe fn strided<const R: usize>(
         _: &[f32],
+        _: usize,
         _: usize,
         _: usize,
         _: &[f32],
