@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Gateway overhead benchmark: keel vs LiteLLM proxy vs calling the mock upstream directly.
+# Gateway overhead benchmark: keel vs LiteLLM proxy vs calling the mock upstream directly, with
+# a floor: keel-floor-proxy, a bare forwarder on keel's own stack (axum, hyper, reqwest, tokio)
+# doing none of keel's work, so what it adds any proxy on this stack adds on this machine.
 #
-# One zero-latency mock upstream (keel-mock-upstream), keel and LiteLLM both pointed at it, and
-# oha driving all three side by side in the same run, interleaved step by step: for each fixed
-# rate (default 10, 500, 1000, 2000, 5000 req/s) direct, keel, LiteLLM in turn, then a saturation
+# One zero-latency mock upstream (keel-mock-upstream), the floor, keel and LiteLLM all pointed at
+# it, and oha driving them side by side in the same run, interleaved step by step: for each fixed
+# rate (default 10, 500, 1000, 2000, 5000 req/s) direct, floor, keel, LiteLLM in turn, then a saturation
 # step (no rate limit, fixed concurrency). After each step it waits until the gateway is idle
 # again, so a backlog does not spill into the next measurement. Reports p50/p99, ok %, achieved
 # rps, peak RSS and CPU of the serving process, how busy the machine was with work outside the
@@ -17,7 +19,7 @@
 # Knobs (environment):
 #   RATES="10 500 1000 2000 5000"  (10 req/s: every target unloaded, LiteLLM included)
 #   DURATION=12s  WARMUP=3s  RATE_CONC=64  SAT_CONC=64  SAT_DURATION=10s  OHA_THREADS=1  LITELLM_WORKERS=1
-#   KEEL_BIN_DIR=<dir with keel and keel-mock-upstream>  (default $CARGO_TARGET_DIR/release)
+#   KEEL_BIN_DIR=<dir with keel, keel-mock-upstream and keel-floor-proxy>  (default $CARGO_TARGET_DIR/release)
 #   KEEL_BENCH_NETNS=0   run in the current network namespace instead of a private one
 #   KEEL_BENCH_SKIP_LITELLM=1   measure direct and keel only
 #   MOCK_CMD="..."       another mock to run instead (prototyping only; the report says so)
@@ -77,7 +79,7 @@ if [[ "${KEEL_BENCH_INNER:-0}" != 1 ]]; then
         fi
     fi
     find_bins
-    if [[ -z "${MOCK_CMD:-}" && ( ! -x "$BIN_DIR/keel" || ! -x "$BIN_DIR/keel-mock-upstream" ) ]]; then
+    if [[ ! -x "$BIN_DIR/keel" || ! -x "$BIN_DIR/keel-mock-upstream" || ! -x "$BIN_DIR/keel-floor-proxy" ]]; then
         log "building release binaries (cargo build --release --workspace --bins)"
         (cd "$ROOT" && cargo build --release --workspace --bins >&2)
         find_bins
@@ -97,6 +99,7 @@ fi
 BIN_DIR="$KEEL_BIN_DIR"
 [[ -x "$OHA" ]] || die "oha not found at $OHA"
 [[ -x "$BIN_DIR/keel" ]] || die "keel binary not found in $BIN_DIR"
+[[ -x "$BIN_DIR/keel-floor-proxy" ]] || die "keel-floor-proxy not found in $BIN_DIR"
 if [[ -z "${MOCK_CMD:-}" ]]; then
     [[ -x "$BIN_DIR/keel-mock-upstream" ]] || die "keel-mock-upstream not found in $BIN_DIR"
 fi
@@ -120,10 +123,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(free_port); KEEL_PORT=$(free_port); LITELLM_PORT=$(free_port)
+MOCK_PORT=$(free_port); FLOOR_PORT=$(free_port); KEEL_PORT=$(free_port); LITELLM_PORT=$(free_port)
 BODY='{"model":"mock-gpt","messages":[{"role":"user","content":"hello"}]}'
 declare -A URL PID
 URL[direct]="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"
+URL[floor]="http://127.0.0.1:$FLOOR_PORT/v1/chat/completions"
 URL[keel]="http://127.0.0.1:$KEEL_PORT/v1/chat/completions"
 URL[litellm]="http://127.0.0.1:$LITELLM_PORT/v1/chat/completions"
 
@@ -156,6 +160,12 @@ fi
 PID[direct]=$!; PIDS+=("${PID[direct]}")
 wait_ok direct "${URL[direct]}" 30 || die "mock upstream did not come up"
 
+# --- floor: a bare forwarder on keel's stack ----------------------------------------------------
+"$BIN_DIR/keel-floor-proxy" --listen "127.0.0.1:$FLOOR_PORT" --upstream "http://127.0.0.1:$MOCK_PORT/v1" \
+    >"$RUN/floor.log" 2>&1 &
+PID[floor]=$!; PIDS+=("${PID[floor]}")
+wait_ok floor "${URL[floor]}" 30 || die "keel-floor-proxy did not come up"
+
 # --- keel --------------------------------------------------------------------------------------
 cat >"$WORK/keel.toml" <<EOF
 # keel config for the gateway benchmark: no local provider (no model loading), one
@@ -182,7 +192,7 @@ PID[keel]=$!; PIDS+=("${PID[keel]}")
 wait_ok keel "${URL[keel]}" 60 || die "keel did not come up"
 
 # --- LiteLLM proxy -----------------------------------------------------------------------------
-TARGETS=(direct keel)
+TARGETS=(direct floor keel)
 LITELLM_DESC="not run"
 if [[ "$SKIP_LITELLM" != 1 ]]; then
     cat >"$WORK/litellm.yaml" <<EOF

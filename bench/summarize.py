@@ -3,7 +3,7 @@
 
 Usage: summarize.py RUN_DIR   (prints markdown to stdout)
 
-RUN_DIR holds, per target (direct, keel, litellm) and per step (r500 ... or sat):
+RUN_DIR holds, per target (direct, floor, keel, litellm) and per step (r500 ... or sat):
   TARGET-STEP.json      oha --output-format json --stats-success-breakdown
   TARGET-STEP.proc.json procstat.py output for the process serving TARGET
 and meta.json written by gateway.sh. Standard library only.
@@ -12,7 +12,8 @@ import json
 import os
 import sys
 
-TARGETS = [("direct", "direct to mock"), ("keel", "keel"), ("litellm", "LiteLLM proxy")]
+TARGETS = [("direct", "direct to mock"), ("floor", "floor (bare proxy on keel's stack)"),
+           ("keel", "keel"), ("litellm", "LiteLLM proxy")]
 
 
 def load(path):
@@ -111,12 +112,12 @@ def main():
     # Side by side: latency and its ratio to direct, per rate.
     w("Side by side (p50 / p99 in ms; ×N = ratio to direct at the same rate; ok % in brackets when below 100):")
     w("")
-    w("| rate (req/s) | direct p50 / p99 | keel p50 / p99 | keel ÷ direct | LiteLLM p50 / p99 | LiteLLM ÷ direct |")
-    w("|---:|---:|---:|---:|---:|---:|")
+    w("| rate (req/s) | direct p50 / p99 | floor p50 / p99 | floor ÷ direct | keel p50 / p99 | keel ÷ direct | LiteLLM p50 / p99 | LiteLLM ÷ direct |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for step, label in steps:
         d = all_stats.get(("direct", step))
         cells = [label, f"{d['p50']:.3f} / {d['p99']:.3f}" if d else "not run"]
-        for t in ("keel", "litellm"):
+        for t in ("floor", "keel", "litellm"):
             s_ = all_stats.get((t, step))
             if s_ is None:
                 cells += ["not run", "—"]
@@ -161,6 +162,11 @@ def main():
         ok99 = k["added_2000"][1] < 1.0
         w(f"Target: keel added p99 < 1 ms at 2,000 req/s — measured {k['added_2000'][1]:.3f} ms: "
           f"**{'met' if ok99 else 'NOT met'}**.")
+    f = summary.get("floor", {})
+    if k.get("added_2000") is not None and f.get("added_2000") is not None:
+        w(f"The floor (a bare forwarder on keel's stack) adds {f['added_2000'][0]:.3f} / {f['added_2000'][1]:.3f} ms "
+          f"(p50 / p99) at 2,000 req/s; keel adds {k['added_2000'][0] - f['added_2000'][0]:.3f} / "
+          f"{k['added_2000'][1] - f['added_2000'][1]:.3f} ms beyond it.")
     if k.get("peak_rss_mb"):
         w(f"Target: keel RSS < 100 MB — measured peak {k['peak_rss_mb']:.1f} MB: "
           f"**{'met' if k['peak_rss_mb'] < 100 else 'NOT met'}**.")
