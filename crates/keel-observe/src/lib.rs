@@ -15,6 +15,7 @@
 
 pub mod bridge;
 pub mod drift;
+pub mod log_output;
 pub mod logs;
 pub mod metrics;
 pub mod otlp;

@@ -1,18 +1,38 @@
 //! Structured logs: the process-wide subscriber (human text or one JSON object per line,
-//! filtered by `RUST_LOG`, default `info`) and the one info line every request leaves.
+//! filtered by `RUST_LOG`, default `info`; buffered for the server) and the one info line every request leaves.
 //!
 //! The request line carries ids, route, the model that answered and why routing chose it,
 //! status, latency and tokens, never message content, keys or upstream secrets.
 
+use crate::log_output;
 use keel_config::LogFormat;
 use keel_store::RequestRecord;
 
 /// Target of the per-request line; filter it with `RUST_LOG=keel::request=off` if unwanted.
 pub const REQUEST_TARGET: &str = "keel::request";
 
+/// How log lines reach stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Written as each line is logged (commands that print results between their logs).
+    Direct,
+    /// Buffered and written by a flusher thread (the server; see [`crate::log_output`]).
+    Buffered,
+}
+
 /// Installs the global subscriber writing to stderr, filtered by `RUST_LOG` or else
 /// `default_filter` (e.g. `info`). Errors if one is already installed.
-pub fn init(format: LogFormat, default_filter: &str) -> Result<(), String> {
+pub fn init(format: LogFormat, default_filter: &str, output: Output) -> Result<(), String> {
+    match output {
+        Output::Direct => install(format, default_filter, std::io::stderr),
+        Output::Buffered => install(format, default_filter, log_output::Buffered),
+    }
+}
+
+fn install<W>(format: LogFormat, default_filter: &str, writer: W) -> Result<(), String>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     // Colours only for a terminal: escape codes in a log file or a collector are noise.
@@ -20,7 +40,7 @@ pub fn init(format: LogFormat, default_filter: &str) -> Result<(), String> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder

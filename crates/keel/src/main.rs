@@ -109,7 +109,8 @@ fn main() -> ExitCode {
     // `serve` installs its logger once the config (and its log format) is read; the other
     // commands print their results and only log warnings.
     if !matches!(cli.command, Command::Serve { .. }) {
-        let _ = keel_observe::logs::init(keel_config::LogFormat::Text, "warn");
+        let output = keel_observe::logs::Output::Direct;
+        let _ = keel_observe::logs::init(keel_config::LogFormat::Text, "warn", output);
     }
     let result = match cli.command {
         Command::Config {
@@ -254,12 +255,18 @@ async fn serve(config: Option<&Path>, listen: Option<SocketAddr>) -> Result<()> 
     if let Some(addr) = listen {
         config.server.listen = addr;
     }
-    keel_observe::logs::init(config.observe.log_format, "info")
+    let output = keel_observe::logs::Output::Buffered;
+    keel_observe::logs::init(config.observe.log_format, "info", output)
         .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
-    let listener = keel_server::serve::bind(&config).await?;
-    fetch_classifier(&config).await;
-    keel_server::serve(config, listener, shutdown_signal()).await?;
-    Ok(())
+    let served = async {
+        let listener = keel_server::serve::bind(&config).await?;
+        fetch_classifier(&config).await;
+        keel_server::serve(config, listener, shutdown_signal()).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    keel_observe::log_output::flush();
+    served
 }
 
 /// The injection classifier's weights, fetched on first start when a policy uses the
