@@ -34,21 +34,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body is empty; expected a JSON object",
         ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    // The common case, a valid body, without tracking field paths; only a failed parse is
+    // parsed again with them, to name the field (deserializing is deterministic: it fails
+    // the same way).
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                ApiError::new(
-                    ErrorCode::InvalidJson,
-                    format!(
-                        "the request body is not valid JSON: {} at line {} column {}",
-                        strip_position(&inner.to_string()),
-                        inner.line(),
-                        inner.column()
-                    ),
-                )
+                syntax_error(&inner)
             }
             serde_json::error::Category::Data | serde_json::error::Category::Io => {
                 let param = if path == "." {
@@ -71,7 +69,22 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 }
             }
         }
-    })
+    })?;
+    // Anything but whitespace after the value (`{...} {...}`) is not one JSON document.
+    de.end().map_err(|e| syntax_error(&e))?;
+    Ok(value)
+}
+
+fn syntax_error(e: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidJson,
+        format!(
+            "the request body is not valid JSON: {} at line {} column {}",
+            strip_position(&e.to_string()),
+            e.line(),
+            e.column()
+        ),
+    )
 }
 
 /// serde_json appends " at line L column C"; we say it our way.
@@ -94,6 +107,17 @@ mod tests {
                 .unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidJson);
         assert!(e.message.contains("line 3 column"), "{}", e.message);
+    }
+
+    #[test]
+    fn trailing_data_is_a_syntax_error_and_trailing_whitespace_is_not() {
+        let body = br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+        let ok = parse_json::<ChatCompletionRequest>(&[&body[..], b" \n\t"].concat()).unwrap();
+        assert_eq!(ok.model, "m");
+        let e = parse_json::<ChatCompletionRequest>(&[&body[..], b" {}"].concat()).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+        assert!(e.message.contains("trailing characters"), "{}", e.message);
+        assert!(e.message.contains("line 1 column"), "{}", e.message);
     }
 
     #[test]
