@@ -1,5 +1,6 @@
 //! Structured logs: the process-wide subscriber (human text or one JSON object per line,
-//! filtered by `RUST_LOG`, default `info`; buffered for the server) and the one info line every request leaves.
+//! filtered by `RUST_LOG`, default `info`; buffered for the server) and the one info line
+//! every request leaves.
 //!
 //! The request line carries ids, route, the model that answered and why routing chose it,
 //! status, latency and tokens, never message content, keys or upstream secrets.
