@@ -1,7 +1,7 @@
 //! Buffered log output for the server: a log line is appended to a buffer under a short lock,
 //! and a flusher thread writes the buffer to stderr every [`FLUSH_EVERY`], so a request does
-//! not pay a write system call for its line (about 5 % of keel's CPU per proxied request,
-//! docs/BENCHMARKS.md).
+//! not pay a write system call for its line (about 6 % of keel's CPU per proxied request
+//! in an A/B, docs/BENCHMARKS.md).
 //!
 //! Nothing is dropped: once [`MAX_PENDING`] bytes wait, the logging thread writes them itself
 //! (a flood of lines slows the loggers instead of growing memory). Lines reach stderr in the
