@@ -49,30 +49,6 @@ pub(crate) fn available() -> bool {
     })
 }
 
-/// Whether int8 tile products (`tdpbusd`, AMX-INT8) can be used as well: [`available`] and
-/// the CPU reports AMX-INT8 (every AMX CPU so far does). See [`super::int8_tiles`].
-pub(crate) fn int8_available() -> bool {
-    available() && sys::has_int8()
-}
-
-/// The tile state of this thread, configured for 16 × 64-byte tiles until dropped.
-pub(crate) use sys::TileSession;
-
-/// One 32 × 32 output block of int8 products: `inputs` holds 32 rows of `width` unsigned
-/// bytes, `weights` two column blocks of `steps` int8 tiles of 1 KB each (the layout of
-/// [`super::int8_tiles`]); `acc` receives the four i32 sums tiles (row-major 16 × 16:
-/// rows 0–15 × columns 0–15, 0–15 × 16–31, 16–31 × 0–15, 16–31 × 16–31). Needs
-/// [`int8_available`] and a live [`TileSession`].
-pub(crate) fn int8_block(
-    inputs: &[u8],
-    width: usize,
-    weights: &[i8],
-    steps: usize,
-    acc: &mut [i32; 4 * TILE_ROWS * TILE_ROWS],
-) {
-    sys::block_i8(inputs, width, weights, steps, acc);
-}
-
 /// How products are taken on the tiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Precision {
@@ -334,21 +310,15 @@ mod sys {
         ret == 0
     }
 
-    /// AMX-INT8 (CPUID leaf 7, EDX bit 25).
-    pub(super) fn has_int8() -> bool {
-        use std::arch::x86_64::{__cpuid, __cpuid_count};
-        __cpuid(0).eax >= 7 && __cpuid_count(7, 0).edx >> 25 & 1 == 1
-    }
-
     /// The palette-1 tile configuration: eight tiles of 16 rows × 64 bytes.
     #[repr(C, align(64))]
     struct Config([u8; 64]);
 
     /// Tiles configured on this thread; released on drop.
-    pub(crate) struct TileSession(());
+    pub(super) struct TileSession(());
 
     impl TileSession {
-        pub(crate) fn start() -> Self {
+        pub(super) fn start() -> Self {
             let mut config = Config([0; 64]);
             config.0[0] = 1;
             for tile in 0..8 {
@@ -467,70 +437,6 @@ mod sys {
             );
         }
     }
-
-    /// [`super::int8_block`]: all `steps` K steps of one 32 × 32 block, sums from zero.
-    #[inline(always)]
-    pub(super) fn block_i8(
-        inputs: &[u8],
-        width: usize,
-        weights: &[i8],
-        steps: usize,
-        acc: &mut [i32; 4 * TILE_ROWS * TILE_ROWS],
-    ) {
-        // Every tile load reads 16 rows of 64 bytes: input rows r..r+16 at bytes
-        // t·64..t·64+64 (inside a row of `width`), or one 1 KB weight tile t < steps of
-        // either column block. These bounds keep all of them in the slices.
-        const TILE_BYTES: usize = TILE_ROWS * 64;
-        assert!(steps * 64 <= width && inputs.len() >= BLOCK * width);
-        assert!(weights.len() >= 2 * steps * TILE_BYTES);
-        let (a0, a1) = (inputs.as_ptr(), inputs[TILE_ROWS * width..].as_ptr());
-        let (b0, b1) = (weights.as_ptr(), weights[steps * TILE_BYTES..].as_ptr());
-        let tile = TILE_ROWS * TILE_ROWS;
-        let c = acc.as_mut_ptr();
-        // SAFETY: tile registers are not used by compiled code; the loads stay inside
-        // `inputs` and `weights` (asserted above), the stores inside `acc` (4 × 1 KB,
-        // row stride 64 bytes).
-        unsafe {
-            asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack, nomem)
-            );
-            for t in 0..steps {
-                asm!(
-                    "tileloadd tmm4, [{a0} + {sa}]",
-                    "tileloadd tmm6, [{b0} + {sb}]",
-                    "tileloadd tmm5, [{a1} + {sa}]",
-                    "tdpbusd tmm0, tmm4, tmm6",
-                    "tileloadd tmm7, [{b1} + {sb}]",
-                    "tdpbusd tmm2, tmm5, tmm6",
-                    "tdpbusd tmm1, tmm4, tmm7",
-                    "tdpbusd tmm3, tmm5, tmm7",
-                    a0 = in(reg) a0.add(t * 64),
-                    a1 = in(reg) a1.add(t * 64),
-                    b0 = in(reg) b0.add(t * TILE_BYTES),
-                    b1 = in(reg) b1.add(t * TILE_BYTES),
-                    sa = in(reg) width,
-                    sb = in(reg) 64usize,
-                    options(nostack, readonly),
-                );
-            }
-            asm!(
-                "tilestored [{c0} + {sc}], tmm0",
-                "tilestored [{c1} + {sc}], tmm1",
-                "tilestored [{c2} + {sc}], tmm2",
-                "tilestored [{c3} + {sc}], tmm3",
-                c0 = in(reg) c,
-                c1 = in(reg) c.wrapping_add(tile),
-                c2 = in(reg) c.wrapping_add(2 * tile),
-                c3 = in(reg) c.wrapping_add(3 * tile),
-                sc = in(reg) 64usize,
-                options(nostack),
-            );
-        }
-    }
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
@@ -541,26 +447,12 @@ mod sys {
         false
     }
 
-    pub(super) fn has_int8() -> bool {
-        false
-    }
-
-    pub(crate) struct TileSession(());
+    pub(super) struct TileSession(());
 
     impl TileSession {
-        pub(crate) fn start() -> Self {
+        pub(super) fn start() -> Self {
             Self(())
         }
-    }
-
-    /// Never called: [`super::int8_available`] is false here.
-    pub(super) fn block_i8(
-        _: &[u8],
-        _: usize,
-        _: &[i8],
-        _: usize,
-        _: &mut [i32; 4 * TILE_ROWS * TILE_ROWS],
-    ) {
     }
 
     /// Never called: [`super::available`] is false here.

@@ -442,7 +442,7 @@ impl Bert {
                 dim: d,
                 head,
             };
-            return Ok(super::attention::head(view, self.backend.is_int8()));
+            return Ok(super::attention::head(view, self.backend == Backend::Int8));
         }
         let scale = 1.0 / (d as f32).sqrt();
         let column = |offset: usize| rows.chunks_exact(3 * h).map(move |r| &r[offset..][..d]);

@@ -79,11 +79,18 @@ impl QuantWeight {
         let mut scale = vec![0.0f32; count * NR];
         let mut offset = vec![0i32; count * NR];
         for (col, w) in weight.chunks_exact(k).take(n).enumerate() {
+            let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let s = if max > 0.0 { max / 127.0 } else { 1.0 };
+            scale[col] = s;
             let panel = &mut panels[(col / NR) * groups * GROUP_BYTES..][..groups * GROUP_BYTES];
             let c = col % NR;
-            (scale[col], offset[col]) = quantize_column(w, |kk, q| {
+            let mut sum = 0i32;
+            for (kk, &v) in w.iter().enumerate() {
+                let q = (v / s).round().clamp(-127.0, 127.0) as i8;
+                sum += i32::from(q);
                 panel[(kk / 4) * GROUP_BYTES + c * 4 + kk % 4] = q;
-            });
+            }
+            offset[col] = 128 * sum;
         }
         Self {
             k,
@@ -141,24 +148,9 @@ impl QuantWeight {
     }
 }
 
-/// Quantizes one weight column (`w`: its `k` inputs), handing each input's byte to `put`
-/// (input index, value); returns the column's scale and its offset `128 · Σ q`. Shared by
-/// every int8 layout, so all of them hold the same integers.
-pub(super) fn quantize_column(w: &[f32], mut put: impl FnMut(usize, i8)) -> (f32, i32) {
-    let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let s = if max > 0.0 { max / 127.0 } else { 1.0 };
-    let mut sum = 0i32;
-    for (kk, &v) in w.iter().enumerate() {
-        let q = (v / s).round().clamp(-127.0, 127.0) as i8;
-        sum += i32::from(q);
-        put(kk, q);
-    }
-    (s, 128 * sum)
-}
-
 /// Quantizes one row into `dst` (`p + 128` per value, `dst` pre-filled with 128 past the
 /// row) and returns its scale.
-pub(super) fn quantize_row(row: &[f32], dst: &mut [u8]) -> f32 {
+fn quantize_row(row: &[f32], dst: &mut [u8]) -> f32 {
     let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     if max == 0.0 || !max.is_finite() {
         dst[..row.len()].fill(128);

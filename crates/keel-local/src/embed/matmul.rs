@@ -14,7 +14,6 @@
 
 use super::amx::{Precision, Tiles};
 use super::int8::QuantWeight;
-use super::int8_tiles::QuantTiles;
 use std::sync::OnceLock;
 
 /// The tile precision of this process ([`Precision::from_env`], read once).
@@ -45,9 +44,6 @@ pub(crate) enum Backend {
     Amx,
     /// int8 weights and inputs on AVX-512 VNNI ([`super::int8`]): faster, less exact.
     Int8,
-    /// The same int8 arithmetic on AMX tiles ([`super::int8_tiles`]): the same outputs,
-    /// bit for bit, several times faster.
-    AmxInt8,
 }
 
 impl Backend {
@@ -58,23 +54,6 @@ impl Backend {
         } else {
             Backend::Panels
         }
-    }
-
-    /// int8 on AMX tiles where [`super::amx::int8_available`], else on VNNI where
-    /// [`super::int8::available`]; `None` where neither is.
-    pub(crate) fn int8() -> Option<Self> {
-        if super::amx::int8_available() && super::int8::available() {
-            Some(Backend::AmxInt8)
-        } else if super::int8::available() {
-            Some(Backend::Int8)
-        } else {
-            None
-        }
-    }
-
-    /// Whether the dense layers (and attention scores) are int8.
-    pub(crate) fn is_int8(self) -> bool {
-        matches!(self, Backend::Int8 | Backend::AmxInt8)
     }
 }
 
@@ -93,7 +72,6 @@ enum Packed {
     Panels(Vec<f32>),
     Amx(Tiles),
     Int8(QuantWeight),
-    AmxInt8(QuantTiles),
 }
 
 impl PackedLinear {
@@ -113,7 +91,6 @@ impl PackedLinear {
         let packed = match backend {
             Backend::Amx => Some(Packed::Amx(Tiles::pack(weight, n, k, precision()))),
             Backend::Int8 => Some(Packed::Int8(QuantWeight::pack(weight, n, k))),
-            Backend::AmxInt8 => Some(Packed::AmxInt8(QuantTiles::pack(weight, n, k))),
             Backend::Panels => None,
         };
         if let Some(packed) = packed {
@@ -199,7 +176,7 @@ impl PackedLinear {
         // Whole kernel tiles per thread.
         let grain = match self.packed {
             Packed::Panels(_) => MR,
-            Packed::Amx(_) | Packed::AmxInt8(_) => AMX_ROWS,
+            Packed::Amx(_) => AMX_ROWS,
             Packed::Int8(_) => super::int8::MR,
         };
         let per = rows.div_ceil(threads).div_ceil(grain) * grain;
@@ -258,7 +235,6 @@ impl PackedLinear {
             Packed::Panels(panels) => self.forward_panels(panels, x, out),
             Packed::Amx(tiles) => tiles.forward(x, out, &self.bias),
             Packed::Int8(q) => q.forward(x, out, &self.bias),
-            Packed::AmxInt8(q) => q.forward(x, out, &self.bias),
         }
     }
 
@@ -457,9 +433,6 @@ mod tests {
         if super::super::int8::available() {
             all.push(Backend::Int8);
         }
-        if Backend::int8() == Some(Backend::AmxInt8) {
-            all.push(Backend::AmxInt8);
-        }
         all
     }
 
@@ -471,7 +444,7 @@ mod tests {
         let tolerance = match backend {
             Backend::Panels => 1e-5 * (1.0 + want.abs()),
             Backend::Amx => 5e-5 * magnitude + 1e-6,
-            Backend::Int8 | Backend::AmxInt8 => k as f32 * 2.25 / 127.0 + 1e-5,
+            Backend::Int8 => k as f32 * 2.25 / 127.0 + 1e-5,
         };
         (got - want).abs() <= tolerance
     }

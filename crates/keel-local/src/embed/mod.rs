@@ -5,7 +5,6 @@ mod amx;
 mod attention;
 mod bert;
 mod int8;
-mod int8_tiles;
 mod kernels;
 mod matmul;
 mod model;
@@ -60,8 +59,7 @@ pub enum EmbedPrecision {
     Full,
     /// int8 weights (per output) and inputs (per token) in the dense layers, and int8
     /// attention scores, on AVX-512 VNNI (the attention-weighted sum of the values stays
-    /// f32; the dense layers on AMX tiles where the CPU has AMX-INT8, with the same
-    /// results): about 2.5x faster for a 1 KB text on 2 cores, vectors within cosine
+    /// f32): about 2.5x faster for a 1 KB text on 2 cores, vectors within cosine
     /// 0.989–0.998 of the reference (docs/BENCHMARKS.md). For classifiers that read
     /// the vector, such as the injection guard. Falls back to `Full` (with a warning) on
     /// CPUs without AVX-512 VNNI.
@@ -102,16 +100,16 @@ impl Embedder {
     pub fn load(dir: &Path, opts: EmbedderOptions) -> Result<Embedder, LocalError> {
         let started = std::time::Instant::now();
         let backend = match opts.precision {
-            EmbedPrecision::Int8 => matmul::Backend::int8().unwrap_or_else(|| {
+            EmbedPrecision::Int8 if int8::available() => matmul::Backend::Int8,
+            EmbedPrecision::Int8 => {
                 tracing::warn!("int8 embeddings need AVX-512 VNNI; using full precision");
                 matmul::Backend::best()
-            }),
+            }
             EmbedPrecision::Full => matmul::Backend::best(),
         };
-        let precision = if backend.is_int8() {
-            EmbedPrecision::Int8
-        } else {
-            EmbedPrecision::Full
+        let precision = match backend {
+            matmul::Backend::Int8 => EmbedPrecision::Int8,
+            _ => EmbedPrecision::Full,
         };
         let model = EmbedModel::load_with(dir, backend)?;
         let (dimensions, max_seq_len) = (model.dimensions, model.max_seq_len);
