@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -610,7 +611,7 @@ fn decode(rows: Vec<(RequestRow, Vec<AttemptRow>)>) -> Result<Vec<RequestRecord>
 }
 
 impl RequestLogStore for PostgresStore {
-    fn write_batch(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_shared(&self, records: Arc<[RequestRecord]>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             if records.is_empty() {
                 return Ok(());

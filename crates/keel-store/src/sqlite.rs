@@ -7,7 +7,7 @@
 //! The trace store (`TraceStore`) lives in the submodule `traces`.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -388,7 +388,7 @@ fn recent(
 }
 
 impl RequestLogStore for SqliteStore {
-    fn write_batch(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_shared(&self, records: Arc<[RequestRecord]>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             if records.is_empty() {
                 return Ok(());

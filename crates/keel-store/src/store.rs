@@ -1,5 +1,7 @@
 //! The `RequestLogStore` trait: what every request-log backend provides.
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 
 use crate::{RequestRecord, StoreError};
@@ -21,8 +23,14 @@ use crate::{RequestRecord, StoreError};
 /// Cancel safety: dropping a returned future never leaves a half-written batch, but a write may
 /// still commit after its future was dropped. Because writes are idempotent, retrying is safe.
 pub trait RequestLogStore: Send + Sync {
-    /// Writes (inserts or replaces) all `records` in one transaction.
-    fn write_batch(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Writes (inserts or replaces) all `records` in one transaction. Shared, so a writer
+    /// that retries a failed batch holds it without copying every record.
+    fn write_shared(&self, records: Arc<[RequestRecord]>) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// [`write_shared`](Self::write_shared) for an owned batch.
+    fn write_batch(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write_shared(records.into())
+    }
 
     /// The record with this id, attempts included.
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RequestRecord>, StoreError>>;

@@ -1,6 +1,8 @@
 //! The `TraceStore` trait: durable, tenant-isolated storage for [`TraceRecord`]s, and [`Store`],
 //! the combined trait the writer needs.
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use keel_types::trace::{TraceQuery, TraceRecord, TraceSummary};
 
@@ -36,8 +38,17 @@ pub struct TracePage {
 ///   non-finite numbers: a `NaN`/`±∞` float attribute is stored as the string `"NaN"`, `"inf"`
 ///   or `"-inf"`.
 pub trait TraceStore: Send + Sync {
-    /// Writes (inserts or replaces) all `traces` in one transaction.
-    fn write_traces(&self, traces: Vec<TraceRecord>) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Writes (inserts or replaces) all `traces` in one transaction. Shared, so a writer that
+    /// retries a failed batch holds it without copying every trace.
+    fn write_traces_shared(
+        &self,
+        traces: Arc<[TraceRecord]>,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// [`write_traces_shared`](Self::write_traces_shared) for an owned batch.
+    fn write_traces(&self, traces: Vec<TraceRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.write_traces_shared(traces.into())
+    }
 
     /// The trace of `request_id`, if it exists and belongs to `tenant` (see the isolation rule).
     fn get_trace<'a>(

@@ -217,20 +217,20 @@ impl WriterHandle {
 trait Writable: Clone + Send + Sync + 'static {
     /// For log messages.
     const KIND: &'static str;
-    fn write(store: &dyn Store, batch: Vec<Self>) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn write(store: &dyn Store, batch: Arc<[Self]>) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 impl Writable for RequestRecord {
     const KIND: &'static str = "request log";
-    fn write(store: &dyn Store, batch: Vec<Self>) -> BoxFuture<'_, Result<(), StoreError>> {
-        store.write_batch(batch)
+    fn write(store: &dyn Store, batch: Arc<[Self]>) -> BoxFuture<'_, Result<(), StoreError>> {
+        store.write_shared(batch)
     }
 }
 
 impl Writable for TraceRecord {
     const KIND: &'static str = "trace";
-    fn write(store: &dyn Store, batch: Vec<Self>) -> BoxFuture<'_, Result<(), StoreError>> {
-        store.write_traces(batch)
+    fn write(store: &dyn Store, batch: Arc<[Self]>) -> BoxFuture<'_, Result<(), StoreError>> {
+        store.write_traces_shared(batch)
     }
 }
 
@@ -282,7 +282,7 @@ impl BatchTask {
 
     /// Writes one batch: its request records, then its traces (see the module docs).
     async fn flush(&mut self, batch: Vec<Queued>) {
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(batch.len());
         let mut traces = Vec::new();
         for item in batch {
             match item {
@@ -301,6 +301,8 @@ impl BatchTask {
             return;
         }
         let count = batch.len();
+        // Shared, not copied: every try writes the same items.
+        let batch: Arc<[T]> = batch.into();
         let error = match self.write_with_retry(batch.clone()).await {
             Ok(()) => {
                 self.stats
@@ -312,8 +314,8 @@ impl BatchTask {
             Err(error) => return self.lost(count, error),
         };
         tracing::warn!(count, kind = T::KIND, %error, "batch rejected; writing items one by one");
-        for item in batch {
-            match self.write_with_retry(vec![item]).await {
+        for item in batch.iter() {
+            match self.write_with_retry(Arc::from([item.clone()])).await {
                 Ok(()) => {
                     self.stats.written.fetch_add(1, Ordering::Relaxed);
                 }
@@ -322,9 +324,8 @@ impl BatchTask {
         }
     }
 
-    async fn write_with_retry<T: Writable>(&self, batch: Vec<T>) -> Result<(), StoreError> {
+    async fn write_with_retry<T: Writable>(&self, batch: Arc<[T]>) -> Result<(), StoreError> {
         let mut backoff = FIRST_BACKOFF;
-        // Every try but the last writes a copy, so the batch survives for the next try.
         for tries in 1..MAX_TRIES {
             match T::write(&*self.store, batch.clone()).await {
                 Ok(()) => return Ok(()),

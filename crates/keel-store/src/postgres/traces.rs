@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use keel_types::trace::{TraceQuery, TraceRecord};
@@ -185,7 +186,10 @@ fn placeholder(n: usize, param: &Param) -> String {
 }
 
 impl TraceStore for PostgresStore {
-    fn write_traces(&self, traces: Vec<TraceRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_traces_shared(
+        &self,
+        traces: Arc<[TraceRecord]>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             // One statement cannot upsert the same id twice; keep the last occurrence, which is
             // what writing the batch row by row would leave behind.

@@ -1,6 +1,8 @@
 //! `TraceStore` for `SqliteStore`: the `traces` table (migration 2), on the store's connection
 //! thread like everything else.
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
 use keel_types::trace::{TraceQuery, TraceRecord};
 use rusqlite::types::Value;
@@ -158,7 +160,10 @@ fn list_traces(conn: &Connection, q: &TraceQuery) -> Result<TracePage, StoreErro
 }
 
 impl TraceStore for SqliteStore {
-    fn write_traces(&self, traces: Vec<TraceRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_traces_shared(
+        &self,
+        traces: Arc<[TraceRecord]>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             if traces.is_empty() {
                 return Ok(());

@@ -97,14 +97,14 @@ impl TestStore {
 }
 
 impl RequestLogStore for TestStore {
-    fn write_batch(&self, records: Vec<RequestRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_shared(&self, records: Arc<[RequestRecord]>) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
             self.entered.notify_one();
             let _permit = self.gate.acquire().await.expect("gate open");
             (self.behaviour)(call, &records)?;
             self.batch_sizes.lock().unwrap().push(records.len());
-            self.inner.write_batch(records).await
+            self.inner.write_shared(records).await
         })
     }
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<RequestRecord>, StoreError>> {
@@ -123,13 +123,16 @@ impl RequestLogStore for TestStore {
 }
 
 impl TraceStore for TestStore {
-    fn write_traces(&self, traces: Vec<TraceRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn write_traces_shared(
+        &self,
+        traces: Arc<[TraceRecord]>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.entered.notify_one();
             let _permit = self.gate.acquire().await.expect("gate open");
             (self.trace_behaviour)(&traces)?;
             self.trace_batch_sizes.lock().unwrap().push(traces.len());
-            self.inner.write_traces(traces).await
+            self.inner.write_traces_shared(traces).await
         })
     }
     fn get_trace<'a>(
