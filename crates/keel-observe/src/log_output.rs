@@ -118,6 +118,7 @@ fn start_flusher() {
     let spawned = std::thread::Builder::new()
         .name("keel-log".into())
         .spawn(|| {
+            keel_store::background::lower_this_thread();
             loop {
                 std::thread::sleep(FLUSH_EVERY);
                 flush();

@@ -13,6 +13,7 @@
 //!   `postgres/traces.rs` implements `TraceStore` for it.
 //! - [`writer`]: `RequestLogWriter`, the bounded queue + batching task the request path feeds
 //!   with request records and traces.
+//! - [`background`]: lowers the priority of the threads that write behind requests.
 //! - [`error`]: `StoreError`, with `is_retryable()`; never prints connection strings.
 //! - `sql` (private): request-log column lists and row decoding shared by both SQL backends.
 //! - `trace_sql` (private): the same for traces, plus the dynamic `list_traces` query builder.
@@ -20,6 +21,7 @@
 //! Both backends keep their schema versioned in a `schema_version` table and migrate at open
 //! (1: request log and attempts; 2: traces).
 
+pub mod background;
 pub mod error;
 pub mod postgres;
 pub mod record;

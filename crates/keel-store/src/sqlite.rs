@@ -150,6 +150,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("keel-sqlite".to_owned())
             .spawn(move || {
+                crate::background::lower_this_thread();
                 while let Ok(job) = queue.recv() {
                     job(&mut conn);
                 }

@@ -199,3 +199,34 @@ async fn corrupt_trace_rows_name_the_request() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
+
+/// The connection thread writes behind requests, so it runs below their priority.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_connection_thread_runs_at_background_priority() {
+    let fixture = sqlite_store();
+    // A round trip: the thread has started (and lowered itself) before this returns.
+    fixture.store.count().await.expect("count");
+    let mut seen = 0;
+    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+        let dir = task.expect("task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != "keel-sqlite" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
+        // Field 19 is the nice value; the comm field before it has no spaces here.
+        let nice: i32 = stat
+            .split(' ')
+            .nth(18)
+            .expect("nice field")
+            .parse()
+            .expect("number");
+        assert!(
+            nice >= keel_store::background::BACKGROUND_NICE,
+            "{comm} at nice {nice}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 1, "no keel-sqlite thread found");
+}
