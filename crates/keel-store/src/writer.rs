@@ -28,6 +28,9 @@ const MAX_TRIES: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one "queue full" warning per this interval.
 const DROP_WARN_INTERVAL: Duration = Duration::from_secs(10);
+/// How often a batch that is filling looks for more items (at most this many wake-ups of the
+/// writer per batch-interval, whatever the request rate).
+const GATHER_TICK: Duration = Duration::from_millis(10);
 /// Largest queue accepted (tokio's channel limit is far higher; this bounds memory).
 const MAX_QUEUE_CAPACITY: usize = 1 << 24;
 
@@ -246,6 +249,7 @@ struct BatchTask {
 
 impl BatchTask {
     async fn run(mut self, mut stop: oneshot::Receiver<()>) -> Result<(), StoreError> {
+        // Reused for every batch: a fresh 256-item vector is fresh pages from the OS each time.
         let mut batch = Vec::with_capacity(self.batch_size);
         // Phase 1: until stopped (or every producer is gone), flush full or aged batches.
         'running: loop {
@@ -254,17 +258,22 @@ impl BatchTask {
                 _ = &mut stop => break 'running,
                 n = self.rx.recv_many(&mut batch, self.batch_size) => if n == 0 { break 'running },
             }
+            // The rest of the batch is gathered on a tick, not on a wake-up per item: waiting
+            // in `recv_many` woke this task (and moved it between workers) once per request.
             let deadline = tokio::time::Instant::now() + self.flush_interval;
-            while batch.len() < self.batch_size {
-                let room = self.batch_size - batch.len();
+            loop {
+                let open = self.gather(&mut batch);
+                let now = tokio::time::Instant::now();
+                if !open || batch.len() >= self.batch_size || now >= deadline {
+                    break;
+                }
                 tokio::select! {
                     biased;
                     _ = &mut stop => break 'running,
-                    n = self.rx.recv_many(&mut batch, room) => if n == 0 { break },
-                    () = tokio::time::sleep_until(deadline) => break,
+                    () = tokio::time::sleep_until(deadline.min(now + GATHER_TICK)) => {}
                 }
             }
-            self.flush(std::mem::take(&mut batch)).await;
+            self.flush(&mut batch).await;
         }
         // Phase 2: refuse new records, then write what is queued, in full batches.
         self.rx.close();
@@ -272,7 +281,7 @@ impl BatchTask {
             let room = self.batch_size - batch.len();
             let n = self.rx.recv_many(&mut batch, room).await;
             if batch.len() >= self.batch_size || (n == 0 && !batch.is_empty()) {
-                self.flush(std::mem::take(&mut batch)).await;
+                self.flush(&mut batch).await;
             }
             if n == 0 {
                 return self.last_error.take().map_or(Ok(()), Err);
@@ -280,11 +289,25 @@ impl BatchTask {
         }
     }
 
-    /// Writes one batch: its request records, then its traces (see the module docs).
-    async fn flush(&mut self, batch: Vec<Queued>) {
+    /// Moves what is queued now into `batch`, up to the batch size, without waiting.
+    /// Returns false once every producer is gone and the queue is empty.
+    fn gather(&mut self, batch: &mut Vec<Queued>) -> bool {
+        while batch.len() < self.batch_size {
+            match self.rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            }
+        }
+        true
+    }
+
+    /// Writes one batch, leaving `batch` empty: its request records, then its traces (see
+    /// the module docs).
+    async fn flush(&mut self, batch: &mut Vec<Queued>) {
         let mut records = Vec::with_capacity(batch.len());
         let mut traces = Vec::new();
-        for item in batch {
+        for item in batch.drain(..) {
             match item {
                 Queued::Request(r) => records.push(r),
                 Queued::Trace(t) => traces.push(t),

@@ -274,6 +274,36 @@ async fn partial_batch_is_flushed_after_the_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_trickling_in_are_gathered_into_one_batch_across_ticks() {
+    let (_fixture, inner) = sqlite();
+    let store = Arc::new(TestStore::new(inner.clone()));
+    let tracker = TaskTracker::new();
+    // The interval spans many gather ticks; the items arrive over several of them.
+    let (writer, handle) = RequestLogWriter::spawn(
+        store.clone(),
+        options(100, 1_000, Duration::from_secs(2)),
+        &tracker,
+    );
+    for r in records(8) {
+        writer.record(r);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    for _ in 0..1_000 {
+        if writer.written() == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(writer.written(), 8);
+    assert_eq!(
+        store.batch_sizes(),
+        vec![8],
+        "one batch, flushed by its interval"
+    );
+    handle.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_errors_are_retried() {
     let (_fixture, inner) = sqlite();
     let store = Arc::new(TestStore::failing(inner.clone(), |call, _| {
