@@ -321,16 +321,16 @@ impl Pipeline {
         rec.mark(Stage::Respond, StageOutcome::Ok);
         rec.mark(Stage::Record, StageOutcome::Ok);
         resp.model = served.name.clone();
-        resp.keel = Some(serde_json::json!({
-            "request_id": ctx.request_id,
-            "route": resolved.route,
-            "model": served.name,
-            "provider": served.config.provider,
-            "routing": routed.json,
-            "attempts": rec.attempts_json(),
-            "stages": rec.stages_json(),
-            "trace_id": ctx.trace.trace_id.to_string(),
-        }));
+        resp.keel = Some(crate::stages::object([
+            ("request_id", ctx.request_id.as_str().into()),
+            ("route", resolved.route.as_str().into()),
+            ("model", served.name.as_str().into()),
+            ("provider", served.config.provider.as_str().into()),
+            ("routing", routed.json),
+            ("attempts", rec.attempts_json()),
+            ("stages", rec.stages_json()),
+            ("trace_id", ctx.trace.trace_id.to_string().into()),
+        ]));
         if let (Some(k), Some(a)) = (resp.keel.as_mut(), rec.admission_json()) {
             k["admission"] = a;
         }

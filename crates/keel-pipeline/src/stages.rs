@@ -61,10 +61,19 @@ impl StageTrace {
         serde_json::Value::Array(
             self.0
                 .iter()
-                .map(|(s, o)| serde_json::json!({"stage": s, "outcome": o}))
+                .map(|(s, o)| {
+                    object([("stage", s.as_str().into()), ("outcome", o.as_str().into())])
+                })
                 .collect(),
         )
     }
+}
+
+/// A JSON object of `fields`, the values moved in. On the request path this replaces
+/// `json!`, which copies every interpolated `Value` through `to_value(&v)` (a deep copy
+/// and a drop of the original per field).
+pub(crate) fn object<const N: usize>(fields: [(&str, serde_json::Value); N]) -> serde_json::Value {
+    serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 impl Stage {
@@ -93,5 +102,39 @@ impl StageOutcome {
             Self::Pass => "pass",
             Self::Failed => "failed",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_json_uses_the_serde_names() {
+        let mut trace = StageTrace::default();
+        use Stage::*;
+        let all = [
+            Authenticate,
+            Admit,
+            InputPolicy,
+            Cache,
+            Context,
+            Route,
+            Attempts,
+            OutputPolicy,
+            Decide,
+            Respond,
+            Record,
+        ];
+        let outcomes = [StageOutcome::Ok, StageOutcome::Pass, StageOutcome::Failed];
+        for (i, s) in all.into_iter().enumerate() {
+            trace.mark(s, outcomes[i % 3]);
+        }
+        let want: Vec<serde_json::Value> = all
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| serde_json::json!({"stage": s, "outcome": outcomes[i % 3]}))
+            .collect();
+        assert_eq!(trace.to_json(), serde_json::Value::Array(want));
     }
 }

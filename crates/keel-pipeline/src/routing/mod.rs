@@ -28,7 +28,7 @@ use keel_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
 pub use latency::LatencyStats;
 use prefs::RoutePrefs;
 pub use replay::stream as replay_stream;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A route's strategy and its state, built once by the catalog.
 #[derive(Debug)]
@@ -159,12 +159,13 @@ impl Plan {
                 first.name, served.name
             ));
         }
-        let mut json = json!({
-            "strategy": self.strategy.as_str(),
-            "model": served.name,
-            "reason": reason,
-            "order": self.order.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        });
+        let order = self.order.iter().map(|c| Value::from(c.name.as_str()));
+        let mut json = crate::stages::object([
+            ("strategy", self.strategy.as_str().into()),
+            ("model", served.name.as_str().into()),
+            ("reason", reason.as_str().into()),
+            ("order", Value::Array(order.collect())),
+        ]);
         if let Some(p) = &self.prefs {
             json["preferences"] = serde_json::to_value(p).unwrap_or_default();
         }
