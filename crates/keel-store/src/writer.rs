@@ -28,8 +28,8 @@ const MAX_TRIES: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// At most one "queue full" warning per this interval.
 const DROP_WARN_INTERVAL: Duration = Duration::from_secs(10);
-/// How often a batch that is filling looks for more items (at most this many wake-ups of the
-/// writer per batch-interval, whatever the request rate).
+/// How often a batch that is filling looks for more items: while it fills, the writer wakes
+/// once per tick, whatever the request rate.
 const GATHER_TICK: Duration = Duration::from_millis(10);
 /// Largest queue accepted (tokio's channel limit is far higher; this bounds memory).
 const MAX_QUEUE_CAPACITY: usize = 1 << 24;
