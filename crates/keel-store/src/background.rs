@@ -19,11 +19,11 @@ pub const BACKGROUND_NICE: i32 = 10;
 pub fn lower_this_thread() -> Option<i32> {
     #[cfg(target_os = "linux")]
     {
-        let tid = rustix::thread::gettid();
-        let now = rustix::process::getpriority_process(Some(tid)).ok()?;
+        let now = this_thread_nice()?;
         if now >= BACKGROUND_NICE {
             return Some(now);
         }
+        let tid = rustix::thread::gettid();
         rustix::process::setpriority_process(Some(tid), BACKGROUND_NICE).ok()?;
         Some(BACKGROUND_NICE)
     }
