@@ -23,7 +23,7 @@ use keel_types::openai::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingRequest,
     EmbeddingResponse, ModelList,
 };
-use keel_types::{ApiError, ErrorCode};
+use keel_types::{ApiError, ErrorCode, KeelReport};
 use std::sync::Arc;
 
 /// Embeddings have no policy stage yet: both pass, in request order, after admission.
@@ -321,25 +321,20 @@ impl Pipeline {
         rec.mark(Stage::Respond, StageOutcome::Ok);
         rec.mark(Stage::Record, StageOutcome::Ok);
         resp.model = served.name.clone();
-        resp.keel = Some(crate::stages::object([
-            ("request_id", ctx.request_id.as_str().into()),
-            ("route", resolved.route.as_str().into()),
-            ("model", served.name.as_str().into()),
-            ("provider", served.config.provider.as_str().into()),
-            ("routing", routed.json),
-            ("attempts", rec.attempts_json()),
-            ("stages", rec.stages_json()),
-            ("trace_id", ctx.trace.trace_id.to_string().into()),
-        ]));
-        if let (Some(k), Some(a)) = (resp.keel.as_mut(), rec.admission_json()) {
-            k["admission"] = a;
-        }
-        if let (Some(k), Some(r)) = (resp.keel.as_mut(), retrieved) {
-            k["retrieval"] = r.summary;
-        }
-        if let (Some(k), Some(g)) = (resp.keel.as_mut(), guard) {
-            k["policy"] = g.report();
-        }
+        resp.keel = Some(Box::new(KeelReport {
+            request_id: Some(ctx.request_id.clone()),
+            route: Some(resolved.route.clone()),
+            model: Some(served.name.clone()),
+            provider: Some(served.config.provider.clone()),
+            routing: Some(routed.report),
+            attempts: Some(rec.attempts().to_vec()),
+            stages: Some(rec.stages_report()),
+            trace_id: Some(ctx.trace.trace_id.to_string()),
+            admission: rec.admission(),
+            retrieval: retrieved.map(|r| r.summary),
+            policy: guard.map(|g| g.report()),
+            recovered: None,
+        }));
         Ok(resp)
     }
 
@@ -353,17 +348,16 @@ impl Pipeline {
         let mut rec = self.recorder(ctx, "chat.completions", &req.model, true);
         match self.chat_stream_inner(ctx, &mut req, &mut rec).await {
             Ok((mut first, rest, served, route, routed, recovery, retrieved, guard)) => {
-                if let Some(r) = retrieved {
-                    // The first chunk says what was retrieved (citations before the answer).
-                    let mut keel = first.keel.take().unwrap_or_else(|| serde_json::json!({}));
-                    keel["retrieval"] = r.summary;
-                    first.keel = Some(keel);
-                }
-                if let Some(g) = &guard {
-                    // ... and what the input and context rails did.
-                    let mut keel = first.keel.take().unwrap_or_else(|| serde_json::json!({}));
-                    keel["policy"] = g.report();
-                    first.keel = Some(keel);
+                if retrieved.is_some() || guard.is_some() {
+                    // The first chunk says what was retrieved (citations before the answer)
+                    // and what the input and context rails did.
+                    let keel = first.keel.get_or_insert_default();
+                    if let Some(r) = retrieved {
+                        keel.retrieval = Some(r.summary);
+                    }
+                    if let Some(g) = &guard {
+                        keel.policy = Some(g.report());
+                    }
                 }
                 let stream = RecordedStream::new(
                     ctx.clone(),

@@ -10,6 +10,7 @@ use keel_providers::ProviderError;
 use keel_store::{AttemptRecord, RequestRecord};
 use keel_types::ApiError;
 use keel_types::openai::Usage;
+use keel_types::report::{Admission, StageReport};
 use std::time::Instant;
 
 pub struct Recorder {
@@ -88,13 +89,13 @@ impl Recorder {
         self.admission = Some(ticket);
     }
 
-    /// `{"reserved_usd", "settled_usd"}` for the `keel` response object, if admitted.
-    pub fn admission_json(&self) -> Option<serde_json::Value> {
+    /// The budget reserved and settled, for the `keel` report, if admitted.
+    pub fn admission(&self) -> Option<Admission> {
         let t = self.admission.as_ref()?;
-        Some(serde_json::json!({
-            "reserved_usd": t.reserved_usd(),
-            "settled_usd": self.record.cost_usd.unwrap_or(0.0),
-        }))
+        Some(Admission {
+            reserved_usd: t.reserved_usd(),
+            settled_usd: self.record.cost_usd.unwrap_or(0.0),
+        })
     }
 
     pub fn route(&mut self, route: &str) {
@@ -155,8 +156,8 @@ impl Recorder {
     }
 
     /// The stages so far, as the response's `keel.stages` shows them.
-    pub fn stages_json(&self) -> serde_json::Value {
-        self.stages.to_json()
+    pub fn stages_report(&self) -> Vec<StageReport> {
+        self.stages.to_report()
     }
 
     pub fn attempt(&mut self, c: &Candidate, started: Instant, error: Option<&ProviderError>) {
@@ -248,9 +249,9 @@ impl Recorder {
         }
     }
 
-    /// The attempts so far, as the `keel` response extension shows them.
-    pub fn attempts_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.record.attempts).unwrap_or_default()
+    /// The attempts so far, as the `keel` report shows them.
+    pub fn attempts(&self) -> &[AttemptRecord] {
+        &self.record.attempts
     }
 
     pub fn finish_ok(mut self, ctx: &RequestContext) -> Finished {

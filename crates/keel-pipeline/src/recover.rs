@@ -36,6 +36,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use keel_config::{Capability, StreamRecoveryConfig, WithoutPrefill};
 use keel_providers::{ChunkStream, ProviderError};
+use keel_types::KeelReport;
 use keel_types::openai::{ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Role, Usage};
 use serde_json::{Value, json};
 use std::task::{Context, Poll, ready};
@@ -154,7 +155,11 @@ impl Recovery {
             *u = add(*u, e);
         }
         if chunk.usage.is_some() || chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
-            chunk.keel = Some(json!({"model": chunk.model, "recovered": self.marks}));
+            chunk.keel = Some(Box::new(KeelReport {
+                model: Some(chunk.model.clone()),
+                recovered: serde_json::to_value(&self.marks).ok(),
+                ..KeelReport::default()
+            }));
         }
     }
 

@@ -2,6 +2,7 @@
 //! each did. A stage that has no behaviour yet says so (`pass`) in the trace rather than
 //! pretending; later issues replace `pass` with real work.
 
+use keel_types::report::StageReport;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,23 +58,16 @@ impl StageTrace {
         }
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Array(
-            self.0
-                .iter()
-                .map(|(s, o)| {
-                    object([("stage", s.as_str().into()), ("outcome", o.as_str().into())])
-                })
-                .collect(),
-        )
+    /// The stages so far, as the response's `keel.stages` shows them.
+    pub fn to_report(&self) -> Vec<StageReport> {
+        self.0
+            .iter()
+            .map(|(s, o)| StageReport {
+                stage: s.as_str().into(),
+                outcome: o.as_str().into(),
+            })
+            .collect()
     }
-}
-
-/// A JSON object of `fields`, the values moved in. On the request path this replaces
-/// `json!`, which copies every interpolated `Value` through `to_value(&v)` (a deep copy
-/// and a drop of the original per field).
-pub(crate) fn object<const N: usize>(fields: [(&str, serde_json::Value); N]) -> serde_json::Value {
-    serde_json::Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
 
 impl Stage {
@@ -110,7 +104,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stage_json_uses_the_serde_names() {
+    fn the_stage_report_uses_the_serde_names() {
         let mut trace = StageTrace::default();
         use Stage::*;
         let all = [
@@ -135,6 +129,7 @@ mod tests {
             .enumerate()
             .map(|(i, s)| serde_json::json!({"stage": s, "outcome": outcomes[i % 3]}))
             .collect();
-        assert_eq!(trace.to_json(), serde_json::Value::Array(want));
+        let got = serde_json::to_value(trace.to_report()).unwrap();
+        assert_eq!(got, serde_json::Value::Array(want));
     }
 }

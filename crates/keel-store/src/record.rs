@@ -38,17 +38,8 @@ pub struct RequestRecord {
     pub error_message: Option<String>,
 }
 
-/// One upstream call made on behalf of a request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AttemptRecord {
-    pub model: String,
-    pub provider: String,
-    /// `ok`, or an error class such as `status_503` or `timeout`.
-    pub outcome: String,
-    pub http_status: Option<u16>,
-    pub latency_ms: f64,
-    pub error: Option<String>,
-}
+/// One upstream call made on behalf of a request (shared with the response's `keel` report).
+pub use keel_types::AttemptRecord;
 
 /// Decodes an optional token count stored as a 64-bit integer.
 pub(crate) fn tokens_from_db(

@@ -6,6 +6,7 @@
 //! - [`openai`]: OpenAI chat completions (plain and SSE chunks), embeddings and models. These
 //!   are also keel's canonical internal request/response shapes.
 //! - [`anthropic`]: Anthropic Messages API shapes, translated to and from [`openai`].
+//! - [`report`]: `KeelReport`, the `keel` object on answers (route, attempts, stages).
 //! - [`secret`]: `Secret<T>`, a value that never prints.
 //! - [`ids`]: request and response id generation.
 //! - [`trace`]: spans, trace records and W3C trace context, shared by the pipeline, the
@@ -15,8 +16,10 @@ pub mod anthropic;
 pub mod error;
 pub mod ids;
 pub mod openai;
+pub mod report;
 pub mod secret;
 pub mod trace;
 
 pub use error::{ApiError, ErrorCode};
+pub use report::{AttemptRecord, KeelReport};
 pub use secret::Secret;

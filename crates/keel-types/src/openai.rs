@@ -8,6 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::report::KeelReport;
+
 /// `POST /v1/chat/completions` body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ChatCompletionRequest {
@@ -254,9 +256,13 @@ pub struct ChatCompletionResponse {
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
-    /// keel's extension: route taken, attempts and (later) the trust report.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keel: Option<Value>,
+    /// keel's report: route taken, attempts, stages, policy and retrieval.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::report::lenient"
+    )]
+    pub keel: Option<Box<KeelReport>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -294,9 +300,13 @@ pub struct ChatCompletionChunk {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_fingerprint: Option<String>,
     /// keel's extension, on the last chunks only when keel has something to say (a stream
-    /// recovered on another model).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keel: Option<Value>,
+    /// recovered on another model; the first chunk's retrieval and policy report).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::report::lenient"
+    )]
+    pub keel: Option<Box<KeelReport>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -25,6 +25,7 @@ use crate::record::Recorder;
 use keel_config::{CascadeConfig, RouteConfig, RouteStrategy};
 use keel_types::ApiError;
 use keel_types::openai::{ChatCompletionRequest, ChatCompletionResponse};
+use keel_types::report::RoutingReport;
 pub use latency::LatencyStats;
 use prefs::RoutePrefs;
 pub use replay::stream as replay_stream;
@@ -75,7 +76,7 @@ pub struct Routed {
     /// Why that model answered, in one line.
     pub reason: String,
     /// The response's `keel.routing`.
-    pub json: Value,
+    pub report: RoutingReport,
 }
 
 /// Orders the `capable` candidates of `resolved` for `req`: the strategy, then the request's
@@ -159,23 +160,21 @@ impl Plan {
                 first.name, served.name
             ));
         }
-        let order = self.order.iter().map(|c| Value::from(c.name.as_str()));
-        let mut json = crate::stages::object([
-            ("strategy", self.strategy.as_str().into()),
-            ("model", served.name.as_str().into()),
-            ("reason", reason.as_str().into()),
-            ("order", Value::Array(order.collect())),
-        ]);
-        if let Some(p) = &self.prefs {
-            json["preferences"] = serde_json::to_value(p).unwrap_or_default();
-        }
-        if let Some(c) = cascade {
-            json["cascade"] = c;
-        }
+        let report = RoutingReport {
+            strategy: self.strategy.as_str().into(),
+            model: served.name.clone(),
+            reason: reason.clone(),
+            order: self.order.iter().map(|c| c.name.clone()).collect(),
+            preferences: self
+                .prefs
+                .as_ref()
+                .and_then(|p| serde_json::to_value(p).ok()),
+            cascade,
+        };
         Routed {
             model: served.name.clone(),
             reason,
-            json,
+            report,
         }
     }
 }

@@ -30,7 +30,7 @@ async fn s16_the_fallback_is_named_and_billed_and_the_failures_only_logged() {
     let ctx = h.ctx(Duration::from_secs(10));
     let resp = h.pipeline.chat(&ctx, chat("priced", false)).await.unwrap();
     assert_eq!(resp.model, "b-priced");
-    let keel = resp.keel.as_ref().unwrap();
+    let keel = resp.keel.as_ref().unwrap().to_value();
     assert_eq!(keel["model"], "b-priced");
     assert_eq!(keel["attempts"].as_array().unwrap().len(), 4);
     let usage = resp.usage.unwrap();

@@ -28,7 +28,7 @@ async fn a_slow_primary_is_hedged_and_the_fallback_answers() {
     let ctx = h.ctx(Duration::from_secs(10));
     let resp = h.pipeline.chat(&ctx, chat("hedged", false)).await.unwrap();
     assert_eq!(resp.model, "b-priced");
-    let keel = resp.keel.as_ref().unwrap();
+    let keel = resp.keel.as_ref().unwrap().to_value();
     assert_eq!(keel["model"], "b-priced");
     assert_eq!(keel["attempts"][0]["outcome"], "hedged_cancelled");
     assert_eq!(h.primary.request_count(), 1);

@@ -48,7 +48,7 @@ pub async fn chat_handler(
         match state.pipeline.chat(&ctx, req).await {
             Ok(resp) => {
                 let model = resp.model.clone();
-                let reason = routing_reason(resp.keel.as_ref());
+                let reason = routing_reason(resp.keel.as_deref());
                 let mut out = Json(resp).into_response();
                 served_headers(&mut out, &route, &model);
                 route_reason_header(&mut out, &reason);

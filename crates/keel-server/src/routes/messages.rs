@@ -73,7 +73,7 @@ pub async fn messages_handler(
         match state.pipeline.chat(&ctx, chat).await {
             Ok(resp) => {
                 let model = resp.model.clone();
-                let reason = routing_reason(resp.keel.as_ref());
+                let reason = routing_reason(resp.keel.as_deref());
                 let mut out = Json(from_openai_response(&resp)).into_response();
                 served_headers(&mut out, &req.model, &model);
                 route_reason_header(&mut out, &reason);

@@ -55,10 +55,10 @@ pub(crate) fn route_reason_header(resp: &mut Response, reason: &str) {
 }
 
 /// The routing reason in a response's `keel` object (empty when absent).
-pub(crate) fn routing_reason(keel: Option<&serde_json::Value>) -> String {
-    keel.and_then(|k| k["routing"]["reason"].as_str())
+pub(crate) fn routing_reason(keel: Option<&keel_types::KeelReport>) -> String {
+    keel.and_then(|k| k.routing.as_ref())
+        .map(|r| r.reason.clone())
         .unwrap_or_default()
-        .to_owned()
 }
 
 /// Names the route and model that served a response, for clients and load balancers.

@@ -186,8 +186,8 @@ pub fn request(body: Value) -> ChatCompletionRequest {
 }
 
 /// The response's `keel.routing`.
-pub fn routing(resp: &ChatCompletionResponse) -> &Value {
-    &resp.keel.as_ref().unwrap()["routing"]
+pub fn routing(resp: &ChatCompletionResponse) -> Value {
+    resp.keel.as_ref().unwrap().to_value()["routing"].take()
 }
 
 /// The `model` field of the upstream request the mock received last.
