@@ -157,7 +157,7 @@ impl Recovery {
         if chunk.usage.is_some() || chunk.choices.iter().any(|c| c.finish_reason.is_some()) {
             chunk.keel = Some(Box::new(KeelReport {
                 model: Some(chunk.model.clone()),
-                recovered: serde_json::to_value(&self.marks).ok(),
+                recovered: Some(Value::Array(self.marks.clone())),
                 ..KeelReport::default()
             }));
         }
