@@ -1,16 +1,33 @@
 //! Threads that do background work for requests already answered (the SQLite writer, the log
 //! flusher) run below the request-serving threads' priority.
 //!
-//! Their work comes in bursts: a batch of 256 request records is several milliseconds of
-//! SQLite on one core. At the same priority the kernel's fair scheduler shares that core
-//! with the tokio workers for the length of the burst, and the requests waiting on them show
-//! it in their tail latency. At nice 10 a thread weighs about a tenth of a nice-0 thread
-//! when both want the core, so the workers run first, while the background thread still
-//! gets a tenth of a busy core and all of an idle one. Its queue (bounded, counted when
-//! full) absorbs the wait.
+//! Their work comes in bursts: a batch of 512 request records is a few milliseconds of SQLite
+//! on one core. At the same priority the kernel's fair scheduler shares that core with the
+//! tokio workers for the length of the burst, and the requests waiting on them show it in
+//! their tail latency. At nice 10 a thread weighs about a tenth of a nice-0 thread when both
+//! want the core, so the workers run first, while the background thread still gets a tenth
+//! of a busy core and all of an idle one. Its queue (bounded, counted when full) absorbs the
+//! wait.
+//!
+//! Nice 10 still lets a burst delay the tail: a task woken onto the core the burst holds waits
+//! out the burst's time slice (2,000 req/s through keel: p99 1.2–1.5 ms at nice 10, 0.95–1.14 ms
+//! with the SQLite thread in the idle class, docs/BENCHMARKS.md). A [`Pacer`] therefore keeps
+//! its thread in Linux's idle scheduling class (`SCHED_IDLE`: any other thread that wakes takes
+//! the core at once, and a core running only idle-class work counts as free) while the thread
+//! keeps up, and at nice 10 for a while after a job took [`BEHIND`] or longer from hand-off to
+//! done, so a saturated machine cannot starve the request log until its queue drops records.
+//! Leaving the idle class needs `CAP_SYS_NICE` or `RLIMIT_NICE` ≥ 10; where the process has
+//! neither, the thread stays at nice 10 throughout.
 
-/// The nice value background threads run at.
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The nice value background threads run at (outside the idle class).
 pub const BACKGROUND_NICE: i32 = 10;
+/// A job that took this long from hand-off to done means the thread is falling behind.
+pub const BEHIND: Duration = Duration::from_millis(50);
+/// How long a thread that fell behind stays at nice 10 after its last slow job.
+pub const CATCH_UP: Duration = Duration::from_secs(1);
 
 /// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`] (Linux sets nice
 /// per thread), or leaves it where it already is lower (a process started under `nice`).
@@ -45,6 +62,119 @@ pub fn this_thread_nice() -> Option<i32> {
     }
 }
 
+/// Whether the calling thread is in the idle scheduling class (Linux), for tests and
+/// diagnostics.
+pub fn this_thread_is_idle_class() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        sys::is_idle()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// Keeps one background thread in the idle class while it keeps up (see the module docs).
+/// Create it on the thread it paces; call [`Pacer::finished`] after each job.
+#[derive(Debug)]
+pub struct Pacer {
+    /// The thread may leave the idle class again (so it may enter it).
+    switchable: bool,
+    idle: bool,
+    /// While set and in the future, the thread stays at nice 10.
+    catch_up_until: Option<Instant>,
+}
+
+impl Pacer {
+    /// Lowers the calling thread to nice 10, then puts it in the idle class if it could leave
+    /// that again.
+    pub fn start() -> Pacer {
+        lower_this_thread();
+        let switchable = idle_class_available();
+        let mut pacer = Pacer {
+            switchable,
+            idle: false,
+            catch_up_until: None,
+        };
+        pacer.set_idle(true);
+        pacer
+    }
+
+    /// Whether the thread is in the idle class now.
+    pub fn is_idle(&self) -> bool {
+        self.idle
+    }
+
+    /// After a job: `took` is its time from hand-off to done, at `now`.
+    pub fn finished(&mut self, took: Duration, now: Instant) {
+        if took >= BEHIND {
+            self.catch_up_until = Some(now + CATCH_UP);
+        }
+        let idle = self.catch_up_until.is_none_or(|until| now >= until);
+        if idle {
+            self.catch_up_until = None;
+        }
+        self.set_idle(idle);
+    }
+
+    fn set_idle(&mut self, idle: bool) {
+        if idle == self.idle || !self.switchable {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        if sys::set_idle(idle) {
+            self.idle = idle;
+        }
+    }
+}
+
+/// Whether a thread at nice 10 that enters the idle class may leave it (tried once, on a
+/// scratch thread): whether [`Pacer`]s use the idle class in this process.
+pub fn idle_class_available() -> bool {
+    static ANSWER: OnceLock<bool> = OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        #[cfg(target_os = "linux")]
+        {
+            std::thread::spawn(|| {
+                lower_this_thread() == Some(BACKGROUND_NICE)
+                    && sys::set_idle(true)
+                    && sys::set_idle(false)
+            })
+            .join()
+            .unwrap_or(false)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            false
+        }
+    })
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    /// Moves the calling thread into (`true`) or out of the idle scheduling class, keeping
+    /// its nice value. Whether the kernel agreed.
+    #[allow(unsafe_code)]
+    pub(super) fn set_idle(idle: bool) -> bool {
+        let policy = if idle {
+            libc::SCHED_IDLE
+        } else {
+            libc::SCHED_OTHER
+        };
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: pid 0 is the calling thread; `param` is a valid, initialised sched_param
+        // that outlives the call, which only reads it.
+        unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+    }
+
+    #[allow(unsafe_code)]
+    pub(super) fn is_idle() -> bool {
+        // SAFETY: pid 0 is the calling thread; the call takes no pointers.
+        unsafe { libc::sched_getscheduler(0) == libc::SCHED_IDLE }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +197,47 @@ mod tests {
             );
         } else {
             assert_eq!((lowered, seen), (None, None));
+        }
+    }
+
+    /// What a paced thread reports of itself after each step: (pacer says idle, kernel says
+    /// idle, nice).
+    fn steps(jobs: &[(u64, u64)]) -> Vec<(bool, bool, Option<i32>)> {
+        let jobs = jobs.to_vec();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut pacer = Pacer::start();
+            let mut seen = vec![(pacer.is_idle(), this_thread_is_idle_class(), this_thread_nice())];
+            for (took_ms, at_ms) in jobs {
+                let now = start + Duration::from_millis(at_ms);
+                pacer.finished(Duration::from_millis(took_ms), now);
+                seen.push((pacer.is_idle(), this_thread_is_idle_class(), this_thread_nice()));
+            }
+            seen
+        })
+        .join()
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_paced_thread_is_idle_class_until_it_falls_behind_and_again_once_caught_up() {
+        // Prompt, slow (50 ms), prompt within the catch-up second, prompt after it.
+        let seen = steps(&[(3, 100), (50, 300), (3, 900), (3, 1_300), (49, 1_400)]);
+        assert_eq!(seen.len(), 6);
+        let pacer_says: Vec<bool> = seen.iter().map(|s| s.0).collect();
+        if !idle_class_available() {
+            // Without the right to leave it, the thread never enters the idle class.
+            assert!(pacer_says.iter().all(|idle| !idle), "{seen:?}");
+            assert!(seen.iter().all(|s| !s.1), "{seen:?}");
+            return;
+        }
+        assert_eq!(pacer_says, [true, true, false, false, true, true], "{seen:?}");
+        for (i, (pacer, kernel, nice)) in seen.iter().enumerate() {
+            assert_eq!(pacer, kernel, "step {i}: the kernel agrees with the pacer");
+            assert!(
+                nice.is_some_and(|n| n >= BACKGROUND_NICE),
+                "step {i}: nice {nice:?} kept in either class"
+            );
         }
     }
 }

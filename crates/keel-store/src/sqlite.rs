@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -100,7 +100,9 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 /// The request log in one SQLite file. Cheap to share behind an `Arc`; all calls are serialized
 /// on the store's connection thread.
 pub struct SqliteStore {
-    jobs: mpsc::Sender<Job>,
+    /// Each job with when it was handed over (the thread's [`crate::background::Pacer`] times
+    /// it).
+    jobs: mpsc::Sender<(Instant, Job)>,
     path: PathBuf,
 }
 
@@ -146,13 +148,15 @@ impl SqliteStore {
     fn start(mut conn: Connection, path: PathBuf) -> Result<SqliteStore, StoreError> {
         configure(&conn, &path)?;
         migrate(&mut conn)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<(Instant, Job)>();
         std::thread::Builder::new()
             .name("keel-sqlite".to_owned())
             .spawn(move || {
-                crate::background::lower_this_thread();
-                while let Ok(job) = queue.recv() {
+                let mut pacer = crate::background::Pacer::start();
+                while let Ok((handed_over, job)) = queue.recv() {
                     job(&mut conn);
+                    let now = Instant::now();
+                    pacer.finished(now.saturating_duration_since(handed_over), now);
                 }
             })
             .map_err(|source| StoreError::Io {
@@ -175,7 +179,7 @@ impl SqliteStore {
             let _ = reply.send(f(conn));
         });
         self.jobs
-            .send(job)
+            .send((Instant::now(), job))
             .map_err(|_| StoreError::Closed("sqlite connection thread"))?;
         answer
             .await

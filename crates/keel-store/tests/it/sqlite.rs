@@ -200,33 +200,49 @@ async fn corrupt_trace_rows_name_the_request() {
     }
 }
 
-/// The connection thread writes behind requests, so it runs below their priority.
+/// The connection thread writes behind requests, so it runs below their priority: at nice 10,
+/// and in the idle scheduling class while it keeps up wherever the process may leave that
+/// class again (root here).
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn the_connection_thread_runs_at_background_priority() {
+    use keel_store::background::{BACKGROUND_NICE, idle_class_available};
+    const SCHED_IDLE: i64 = 5;
     let fixture = sqlite_store();
-    // A round trip: the thread has started (and lowered itself) before this returns.
-    fixture.store.count().await.expect("count");
-    let mut seen = 0;
-    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
-        let dir = task.expect("task").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() != "keel-sqlite" {
-            continue;
+    // Round trips until a connection thread reports the idle class: other tests' threads
+    // may be catching up after slow jobs, and on a loaded machine so may this one.
+    let mut idle = 0;
+    for _ in 0..40 {
+        // The thread has started (and lowered itself) before a round trip returns.
+        fixture.store.count().await.expect("count");
+        let mut seen = 0;
+        idle = 0;
+        for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+            let dir = task.expect("task").path();
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if comm.trim() != "keel-sqlite" {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+            // Field 19 is the nice value, 41 the scheduling policy; the comm field before
+            // them has no spaces here.
+            let field = |n: usize| -> Option<i64> { stat.split(' ').nth(n - 1)?.parse().ok() };
+            let (Some(nice), Some(policy)) = (field(19), field(41)) else {
+                continue; // the thread ended between listing and reading
+            };
+            assert!(nice >= i64::from(BACKGROUND_NICE), "{comm} at nice {nice}");
+            seen += 1;
+            idle += usize::from(policy == SCHED_IDLE);
         }
-        let stat = std::fs::read_to_string(dir.join("stat")).expect("stat");
-        // Field 19 is the nice value; the comm field before it has no spaces here.
-        let nice: i32 = stat
-            .split(' ')
-            .nth(18)
-            .expect("nice field")
-            .parse()
-            .expect("number");
-        assert!(
-            nice >= keel_store::background::BACKGROUND_NICE,
-            "{comm} at nice {nice}"
-        );
-        seen += 1;
+        assert!(seen >= 1, "no keel-sqlite thread found");
+        if idle > 0 || !idle_class_available() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(seen >= 1, "no keel-sqlite thread found");
+    assert_eq!(
+        idle > 0,
+        idle_class_available(),
+        "a connection thread is in the idle class exactly where it could leave it"
+    );
 }
