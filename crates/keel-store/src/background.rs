@@ -19,7 +19,7 @@
 //! Leaving the idle class needs `CAP_SYS_NICE` or `RLIMIT_NICE` ≥ 10; where the process has
 //! neither, the thread stays at nice 10 throughout.
 
-use std::sync::OnceLock;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 /// The nice value background threads run at (outside the idle class).
@@ -129,6 +129,64 @@ impl Pacer {
     }
 }
 
+/// A job for a [`BackgroundThread`] over state `S`.
+type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
+
+/// A named thread that owns some state `S` (a database connection, nothing) and runs the
+/// jobs handed to it one after another, paced by a [`Pacer`]. Cheap to clone; the thread
+/// ends once every clone is dropped and its queue is done.
+pub struct BackgroundThread<S> {
+    /// Each job with when it was handed over (the pacer times it).
+    jobs: mpsc::Sender<(Instant, Job<S>)>,
+}
+
+impl<S> Clone for BackgroundThread<S> {
+    fn clone(&self) -> Self {
+        Self {
+            jobs: self.jobs.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for BackgroundThread<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundThread").finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + 'static> BackgroundThread<S> {
+    /// Starts the thread `name` owning `state`.
+    pub fn spawn(name: &str, mut state: S) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<(Instant, Job<S>)>();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let mut pacer = Pacer::start();
+                while let Ok((handed_over, job)) = queue.recv() {
+                    job(&mut state);
+                    let now = Instant::now();
+                    pacer.finished(now.saturating_duration_since(handed_over), now);
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the thread and awaits its result; `None` if the thread is gone.
+    pub async fn run<T, F>(&self, f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut S) -> T + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job<S> = Box::new(move |state| {
+            // The caller may have gone away (future dropped); the work is done either way.
+            let _ = reply.send(f(state));
+        });
+        self.jobs.send((Instant::now(), job)).ok()?;
+        answer.await.ok()
+    }
+}
+
 /// Whether a thread at nice 10 that enters the idle class may leave it (tried once, on a
 /// scratch thread): whether [`Pacer`]s use the idle class in this process.
 pub fn idle_class_available() -> bool {
@@ -207,11 +265,19 @@ mod tests {
         std::thread::spawn(move || {
             let start = Instant::now();
             let mut pacer = Pacer::start();
-            let mut seen = vec![(pacer.is_idle(), this_thread_is_idle_class(), this_thread_nice())];
+            let mut seen = vec![(
+                pacer.is_idle(),
+                this_thread_is_idle_class(),
+                this_thread_nice(),
+            )];
             for (took_ms, at_ms) in jobs {
                 let now = start + Duration::from_millis(at_ms);
                 pacer.finished(Duration::from_millis(took_ms), now);
-                seen.push((pacer.is_idle(), this_thread_is_idle_class(), this_thread_nice()));
+                seen.push((
+                    pacer.is_idle(),
+                    this_thread_is_idle_class(),
+                    this_thread_nice(),
+                ));
             }
             seen
         })
@@ -231,7 +297,11 @@ mod tests {
             assert!(seen.iter().all(|s| !s.1), "{seen:?}");
             return;
         }
-        assert_eq!(pacer_says, [true, true, false, false, true, true], "{seen:?}");
+        assert_eq!(
+            pacer_says,
+            [true, true, false, false, true, true],
+            "{seen:?}"
+        );
         for (i, (pacer, kernel, nice)) in seen.iter().enumerate() {
             assert_eq!(pacer, kernel, "step {i}: the kernel agrees with the pacer");
             assert!(

@@ -1,19 +1,20 @@
 //! `SqliteStore`: the embedded default request log, one SQLite file in WAL mode.
 //!
-//! rusqlite is blocking, so the connection lives on a dedicated thread (`keel-sqlite`) that runs
-//! jobs sent over a channel and answers through oneshots; async callers never block a runtime
-//! worker. The thread exits when the store is dropped, after finishing queued jobs.
+//! rusqlite is blocking, so the connection lives on a dedicated thread (`keel-sqlite`, a
+//! [`BackgroundThread`]: idle scheduling class while it keeps up) that runs jobs sent over a
+//! channel and answers through oneshots; async callers never block a runtime worker. The
+//! thread exits when the store is dropped, after finishing queued jobs.
 //!
 //! The trace store (`TraceStore`) lives in the submodule `traces`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::oneshot;
 
+use crate::background::BackgroundThread;
 use crate::sql::{AttemptRow, RequestRow, attempt_columns, request_columns, request_upsert_set};
 use crate::{RequestLogStore, RequestRecord, StoreError};
 
@@ -95,14 +96,10 @@ const SELECT_ATTEMPTS: &str = concat!(
     " FROM request_attempts WHERE request_id = ?1 ORDER BY idx"
 );
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
-
 /// The request log in one SQLite file. Cheap to share behind an `Arc`; all calls are serialized
 /// on the store's connection thread.
 pub struct SqliteStore {
-    /// Each job with when it was handed over (the thread's [`crate::background::Pacer`] times
-    /// it).
-    jobs: mpsc::Sender<(Instant, Job)>,
+    thread: BackgroundThread<Connection>,
     path: PathBuf,
 }
 
@@ -148,23 +145,13 @@ impl SqliteStore {
     fn start(mut conn: Connection, path: PathBuf) -> Result<SqliteStore, StoreError> {
         configure(&conn, &path)?;
         migrate(&mut conn)?;
-        let (jobs, queue) = mpsc::channel::<(Instant, Job)>();
-        std::thread::Builder::new()
-            .name("keel-sqlite".to_owned())
-            .spawn(move || {
-                let mut pacer = crate::background::Pacer::start();
-                while let Ok((handed_over, job)) = queue.recv() {
-                    job(&mut conn);
-                    let now = Instant::now();
-                    pacer.finished(now.saturating_duration_since(handed_over), now);
-                }
-            })
-            .map_err(|source| StoreError::Io {
+        let thread =
+            BackgroundThread::spawn("keel-sqlite", conn).map_err(|source| StoreError::Io {
                 op: "spawn thread for",
                 path: path.clone(),
                 source,
             })?;
-        Ok(SqliteStore { jobs, path })
+        Ok(SqliteStore { thread, path })
     }
 
     /// Runs `f` on the connection thread and awaits its result.
@@ -173,17 +160,10 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            // The caller may have gone away (future dropped); the work is done either way.
-            let _ = reply.send(f(conn));
-        });
-        self.jobs
-            .send((Instant::now(), job))
-            .map_err(|_| StoreError::Closed("sqlite connection thread"))?;
-        answer
+        self.thread
+            .run(f)
             .await
-            .map_err(|_| StoreError::Closed("sqlite connection thread"))?
+            .ok_or(StoreError::Closed("sqlite connection thread"))?
     }
 }
 

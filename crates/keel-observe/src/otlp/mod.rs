@@ -14,6 +14,8 @@
 //!   (3 tries in all, backoff 200 ms then 400 ms, or `Retry-After` seconds capped at 5 s);
 //!   other statuses are not. Spans of a batch that still fails are counted in
 //!   [`OtlpExporter::failed_spans`]; failures are logged at most once per 10 s.
+//! - Batches are encoded on their own thread (`keel-otlp`), in the idle scheduling class
+//!   while it keeps up (`keel_store::background`), not on a runtime worker.
 //! - Header values come from environment variables named in `headers_env`, read once by
 //!   [`spawn`]; they are never logged.
 //! - [`OtlpHandle::shutdown`] stops accepting spans and flushes what is queued, giving up at
@@ -61,6 +63,8 @@ pub enum OtlpError {
     InvalidHeaderValue { header: String, var: String },
     #[error("OTLP HTTP client: {0}")]
     Client(String),
+    #[error("OTLP encoder thread: {0}")]
+    Thread(String),
     #[error("OTLP exporter shutdown deadline passed; {abandoned_spans} spans were not exported")]
     ShutdownDeadline { abandoned_spans: u64 },
     #[error("OTLP exporter task failed")]
@@ -156,10 +160,13 @@ pub fn spawn(
     });
     let stop = CancellationToken::new();
     let abort = CancellationToken::new();
+    let encoder = keel_store::background::BackgroundThread::spawn("keel-otlp", ())
+        .map_err(|e| OtlpError::Thread(e.to_string()))?;
     let task = task::ExportTask::new(task::TaskParts {
         client,
+        encoder,
         url,
-        service_name: cfg.service_name.clone(),
+        service_name: cfg.service_name.as_str().into(),
         rx,
         batch_size: cfg.batch_size.max(1),
         flush_interval: cfg.flush_interval,

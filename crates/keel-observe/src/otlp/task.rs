@@ -12,6 +12,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use keel_store::background::BackgroundThread;
+
 use super::{Queued, Stats, WARN_INTERVAL, encode, proto};
 
 /// Tries per batch (the first POST plus retries) for retryable failures.
@@ -23,8 +25,12 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 pub(super) struct TaskParts {
     pub client: reqwest::Client,
+    /// Encodes batches (and drops their spans) off the runtime, below the request-serving
+    /// threads' priority: a full batch is hundreds of microseconds of work that would
+    /// otherwise hold a tokio worker while requests wait on it.
+    pub encoder: BackgroundThread<()>,
     pub url: reqwest::Url,
-    pub service_name: String,
+    pub service_name: Arc<str>,
     pub rx: mpsc::UnboundedReceiver<Queued>,
     pub batch_size: usize,
     pub flush_interval: Duration,
@@ -37,8 +43,10 @@ pub(super) struct TaskParts {
 
 pub(super) struct ExportTask {
     p: TaskParts,
-    /// Spans taken off the queue and not yet finished (still counted in `stats.queued`).
+    /// Spans taken off the queue and not yet in a batch (counted in `stats.queued`).
     pending: Vec<(TraceId, Span)>,
+    /// Spans of the batch being encoded or sent (also counted in `stats.queued`).
+    in_flight: usize,
     last_warn: Option<Instant>,
     suppressed_warnings: u64,
 }
@@ -58,6 +66,7 @@ impl ExportTask {
     pub(super) fn new(p: TaskParts) -> Self {
         Self {
             pending: Vec::with_capacity(p.batch_size.min(4096)),
+            in_flight: 0,
             p,
             last_warn: None,
             suppressed_warnings: 0,
@@ -118,7 +127,9 @@ impl ExportTask {
     async fn flush_pending(&mut self) -> Flow {
         while !self.pending.is_empty() {
             let n = self.pending.len().min(self.p.batch_size);
-            let outcome = self.send(&self.pending[..n]).await;
+            let batch: Vec<(TraceId, Span)> = self.pending.drain(..n).collect();
+            self.in_flight = n;
+            let outcome = self.send(batch).await;
             let count = n as u64;
             match outcome {
                 Outcome::Aborted => return Flow::Aborted,
@@ -138,7 +149,7 @@ impl ExportTask {
                     self.warn("OTLP export failed; spans lost", count, &reason);
                 }
             }
-            self.pending.drain(..n);
+            self.in_flight = 0;
             self.p.stats.release(n);
         }
         Flow::Continue
@@ -150,8 +161,9 @@ impl ExportTask {
         while let Ok(item) = self.p.rx.try_recv() {
             self.push(item);
         }
-        let n = self.pending.len();
+        let n = self.pending.len() + self.in_flight;
         self.pending.clear();
+        self.in_flight = 0;
         self.p.stats.release(n);
         let count = n as u64;
         self.p.stats.failed.fetch_add(count, Ordering::Relaxed);
@@ -164,11 +176,21 @@ impl ExportTask {
         count
     }
 
-    /// One batch: encode once, POST with retries.
-    async fn send(&self, spans: &[(TraceId, Span)]) -> Outcome {
-        let request =
-            encode::export_request(&self.p.service_name, spans.iter().map(|(t, s)| (*t, s)));
-        let body = request.encode_to_vec();
+    /// One batch: encode once (on the encoder thread), POST with retries.
+    async fn send(&self, spans: Vec<(TraceId, Span)>) -> Outcome {
+        let service_name = self.p.service_name.clone();
+        let encoded = self.p.encoder.run(move |()| {
+            let request = encode::export_request(&service_name, spans.iter().map(|(t, s)| (*t, s)));
+            prost::bytes::Bytes::from(request.encode_to_vec())
+        });
+        let body = tokio::select! {
+            biased;
+            () = self.p.abort.cancelled() => return Outcome::Aborted,
+            body = encoded => match body {
+                Some(body) => body,
+                None => return Outcome::Failed("the OTLP encoder thread is gone".to_owned()),
+            },
+        };
         let mut backoff = FIRST_BACKOFF;
         let mut last_error = String::new();
         for attempt in 1..=MAX_TRIES {

@@ -290,3 +290,45 @@ async fn shutdown_flushes_queued_spans() {
     exporter.export(&traces[0]);
     assert_eq!(exporter.dropped_spans(), 3);
 }
+
+/// Batches are encoded on the exporter's own thread, below the request-serving threads'
+/// priority: in the idle scheduling class wherever the process may leave that class again
+/// (root here).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn batches_are_encoded_on_a_background_thread() {
+    const SCHED_IDLE: i64 = 5;
+    let receiver = Receiver::start(&[], false).await;
+    let (exporter, handle) = start(&config(&receiver.url));
+    exporter.export(&trace(1, 2));
+    wait_until("a request", || receiver.hits() >= 1).await;
+    // (threads, of which in the idle class) named keel-otlp; other tests' exporters count too.
+    let mut seen = (0, 0);
+    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+        let dir = task.expect("task").path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != "keel-otlp" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        // Field 41 is the scheduling policy; the comm field before it has no spaces here.
+        if let Some(policy) = stat.split(' ').nth(40).and_then(|p| p.parse::<i64>().ok()) {
+            seen.0 += 1;
+            seen.1 += usize::from(policy == SCHED_IDLE);
+        }
+    }
+    assert!(seen.0 >= 1, "no keel-otlp thread found");
+    if keel_store::background::idle_class_available() {
+        assert!(
+            seen.1 >= 1,
+            "no keel-otlp thread in the idle class: {seen:?}"
+        );
+    } else {
+        assert_eq!(seen.1, 0, "idle class entered where it could not be left");
+    }
+    handle
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+    assert_eq!(exporter.exported_spans(), 2);
+}
