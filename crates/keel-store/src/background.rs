@@ -1,5 +1,5 @@
-//! Threads that do background work for requests already answered (the SQLite writer, the log
-//! flusher) run below the request-serving threads' priority.
+//! Threads that do background work for requests already answered (the SQLite writer, the OTLP
+//! encoder, the log flusher) run below the request-serving threads' priority.
 //!
 //! Their work comes in bursts: a batch of 512 request records is a few milliseconds of SQLite
 //! on one core. At the same priority the kernel's fair scheduler shares that core with the
@@ -73,6 +73,48 @@ pub fn this_thread_is_idle_class() -> bool {
     {
         false
     }
+}
+
+/// How one thread of this process is scheduled, as `/proc` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadClass {
+    pub nice: i32,
+    /// In the idle scheduling class.
+    pub idle: bool,
+}
+
+/// The scheduling of every thread of this process named `name` (Linux; elsewhere none), for
+/// tests and diagnostics.
+pub fn threads_named(name: &str) -> Vec<ThreadClass> {
+    /// `SCHED_IDLE` as `/proc/*/stat` reports the policy.
+    const IDLE_POLICY: i64 = 5;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        // Fields after the parenthesised name: state is field 3, nice 19, policy 41.
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue; // the thread ended between listing and reading
+        };
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let field = |n: usize| -> Option<i64> { fields.get(n - 3)?.parse().ok() };
+        if let (Some(nice), Some(policy)) = (field(19), field(41)) {
+            found.push(ThreadClass {
+                nice: i32::try_from(nice).unwrap_or(i32::MAX),
+                idle: policy == IDLE_POLICY,
+            });
+        }
+    }
+    found
 }
 
 /// Keeps one background thread in the idle class while it keeps up (see the module docs).

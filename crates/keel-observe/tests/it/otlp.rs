@@ -297,34 +297,21 @@ async fn shutdown_flushes_queued_spans() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn batches_are_encoded_on_a_background_thread() {
-    const SCHED_IDLE: i64 = 5;
     let receiver = Receiver::start(&[], false).await;
     let (exporter, handle) = start(&config(&receiver.url));
     exporter.export(&trace(1, 2));
     wait_until("a request", || receiver.hits() >= 1).await;
-    // (threads, of which in the idle class) named keel-otlp; other tests' exporters count too.
-    let mut seen = (0, 0);
-    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
-        let dir = task.expect("task").path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() != "keel-otlp" {
-            continue;
-        }
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-        // Field 41 is the scheduling policy; the comm field before it has no spaces here.
-        if let Some(policy) = stat.split(' ').nth(40).and_then(|p| p.parse::<i64>().ok()) {
-            seen.0 += 1;
-            seen.1 += usize::from(policy == SCHED_IDLE);
-        }
-    }
-    assert!(seen.0 >= 1, "no keel-otlp thread found");
+    // Other tests' exporters have keel-otlp threads too.
+    let threads = keel_store::background::threads_named("keel-otlp");
+    assert!(!threads.is_empty(), "no keel-otlp thread found");
+    let idle = threads.iter().filter(|t| t.idle).count();
     if keel_store::background::idle_class_available() {
         assert!(
-            seen.1 >= 1,
-            "no keel-otlp thread in the idle class: {seen:?}"
+            idle >= 1,
+            "no keel-otlp thread in the idle class: {threads:?}"
         );
     } else {
-        assert_eq!(seen.1, 0, "idle class entered where it could not be left");
+        assert_eq!(idle, 0, "idle class entered where it could not be left");
     }
     handle
         .shutdown(Duration::from_secs(5))

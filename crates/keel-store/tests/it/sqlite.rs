@@ -206,8 +206,7 @@ async fn corrupt_trace_rows_name_the_request() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn the_connection_thread_runs_at_background_priority() {
-    use keel_store::background::{BACKGROUND_NICE, idle_class_available};
-    const SCHED_IDLE: i64 = 5;
+    use keel_store::background::{BACKGROUND_NICE, idle_class_available, threads_named};
     let fixture = sqlite_store();
     // Round trips until a connection thread reports the idle class: other tests' threads
     // may be catching up after slow jobs, and on a loaded machine so may this one.
@@ -215,26 +214,12 @@ async fn the_connection_thread_runs_at_background_priority() {
     for _ in 0..40 {
         // The thread has started (and lowered itself) before a round trip returns.
         fixture.store.count().await.expect("count");
-        let mut seen = 0;
-        idle = 0;
-        for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
-            let dir = task.expect("task").path();
-            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-            if comm.trim() != "keel-sqlite" {
-                continue;
-            }
-            let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
-            // Field 19 is the nice value, 41 the scheduling policy; the comm field before
-            // them has no spaces here.
-            let field = |n: usize| -> Option<i64> { stat.split(' ').nth(n - 1)?.parse().ok() };
-            let (Some(nice), Some(policy)) = (field(19), field(41)) else {
-                continue; // the thread ended between listing and reading
-            };
-            assert!(nice >= i64::from(BACKGROUND_NICE), "{comm} at nice {nice}");
-            seen += 1;
-            idle += usize::from(policy == SCHED_IDLE);
+        let threads = threads_named("keel-sqlite");
+        assert!(!threads.is_empty(), "no keel-sqlite thread found");
+        for t in &threads {
+            assert!(t.nice >= BACKGROUND_NICE, "keel-sqlite at nice {}", t.nice);
         }
-        assert!(seen >= 1, "no keel-sqlite thread found");
+        idle = threads.iter().filter(|t| t.idle).count();
         if idle > 0 || !idle_class_available() {
             break;
         }
