@@ -216,6 +216,14 @@ impl Bert {
     /// has its matmul rows and attention heads split instead (two dozen hand-offs per
     /// pass, which lost to one thread on a busy 2-core machine for a short query).
     pub(crate) fn embed(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
+        if self.threads < 2 {
+            return self.embed_here(texts);
+        }
+        super::pool::install(|| self.embed_here(texts))
+    }
+
+    /// [`Bert::embed`] from the calling thread.
+    fn embed_here(&self, texts: &[&[u32]]) -> Result<Vec<Vec<f32>>, String> {
         let tokens: usize = texts.iter().map(|t| t.len()).sum();
         let groups = self.threads.min(texts.len());
         if groups < 2 {
