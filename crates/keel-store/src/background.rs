@@ -62,19 +62,6 @@ pub fn this_thread_nice() -> Option<i32> {
     }
 }
 
-/// Whether the calling thread is in the idle scheduling class (Linux), for tests and
-/// diagnostics.
-pub fn this_thread_is_idle_class() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        sys::is_idle()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        false
-    }
-}
-
 /// How one thread of this process is scheduled, as `/proc` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ThreadClass {
@@ -267,12 +254,6 @@ mod sys {
         // that outlives the call, which only reads it.
         unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
     }
-
-    #[allow(unsafe_code)]
-    pub(super) fn is_idle() -> bool {
-        // SAFETY: pid 0 is the calling thread; the call takes no pointers.
-        unsafe { libc::sched_getscheduler(0) == libc::SCHED_IDLE }
-    }
 }
 
 #[cfg(test)]
@@ -303,28 +284,32 @@ mod tests {
     /// What a paced thread reports of itself after each step: (pacer says idle, kernel says
     /// idle, nice).
     fn steps(jobs: &[(u64, u64)]) -> Vec<(bool, bool, Option<i32>)> {
+        const NAME: &str = "keel-pacer-test";
         let jobs = jobs.to_vec();
-        std::thread::spawn(move || {
-            let start = Instant::now();
-            let mut pacer = Pacer::start();
-            let mut seen = vec![(
+        let seen_now = |pacer: &Pacer| {
+            let me = threads_named(NAME).first().copied();
+            (
                 pacer.is_idle(),
-                this_thread_is_idle_class(),
-                this_thread_nice(),
-            )];
-            for (took_ms, at_ms) in jobs {
-                let now = start + Duration::from_millis(at_ms);
-                pacer.finished(Duration::from_millis(took_ms), now);
-                seen.push((
-                    pacer.is_idle(),
-                    this_thread_is_idle_class(),
-                    this_thread_nice(),
-                ));
-            }
-            seen
-        })
-        .join()
-        .unwrap_or_default()
+                me.is_some_and(|t| t.idle),
+                me.map(|t| t.nice),
+            )
+        };
+        std::thread::Builder::new()
+            .name(NAME.to_owned())
+            .spawn(move || {
+                let start = Instant::now();
+                let mut pacer = Pacer::start();
+                let mut seen = vec![seen_now(&pacer)];
+                for (took_ms, at_ms) in jobs {
+                    let now = start + Duration::from_millis(at_ms);
+                    pacer.finished(Duration::from_millis(took_ms), now);
+                    seen.push(seen_now(&pacer));
+                }
+                seen
+            })
+            .ok()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
     }
 
     #[test]
