@@ -13,15 +13,20 @@
 //! - key panels: `ceil(len / NR)` panels of `d × NR`, `[c · NR + j]` = key `p · NR + j`,
 //!   feature `c` (zero past `len`);
 //! - value panels: `ceil(d / NR)` panels of `len × NR`, `[t · NR + c]` = value `t`, feature
-//!   `p · NR + c` (for MiniLM's 32-wide heads one panel is the values themselves);
+//!   `p · NR + c` (for MiniLM's 32-wide heads one panel is the values themselves); with
+//!   int8 scores on a CPU with AVX-512 BF16, bf16 panels of token pairs instead, and the
+//!   probabilities rounded to bf16 rows beside the scores ([`super::bf16`]);
 //! - a tile's queries (`d × R`) interleaved by row, as [`products`] reads them; its
 //!   probabilities stay in the score rows (`R × width`, unnormalised, each row scaled by its
 //!   1 / Σ on output), which [`products_rows`] reads in place.
 
+use super::bf16;
 use super::int8::QuantWeight;
 use super::kernels::softmax_unscaled;
 use super::matmul::{MR, NR, products, products_rows};
 use std::cell::RefCell;
+
+const _: () = assert!(bf16::NR == NR, "bf16 value panels are as wide as f32 ones");
 
 #[derive(Default)]
 struct Scratch {
@@ -29,6 +34,9 @@ struct Scratch {
     values: Vec<f32>,
     queries: Vec<f32>,
     scores: Vec<f32>,
+    /// bf16 value panels and probability rows (the bf16 `P V`).
+    values16: Vec<u16>,
+    probs16: Vec<u16>,
     /// The int8 kernel's bias: none.
     zeros: Vec<f32>,
 }
@@ -57,8 +65,9 @@ impl HeadView<'_> {
 
 /// `softmax(Q Kᵀ / √d) V` of one head: `len × d`, row-major. `int8_scores`: `Q Kᵀ` in int8
 /// on AVX-512 VNNI ([`super::int8`]: keys quantized per key, queries per query; the caller
-/// checked the CPU has it); `P V` stays f32 either way, since 8 bits drop the small
-/// probabilities a long text's attention is spread over.
+/// checked the CPU has it); `P V` then runs in bf16 where the CPU has AVX-512 BF16
+/// ([`super::bf16`]), else in f32; never in int8, since 8 bits drop the small probabilities
+/// a long text's attention is spread over.
 pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
     let (len, d) = (v.len, v.dim);
     let mut out = vec![0.0f32; len * d];
@@ -85,12 +94,27 @@ pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
             None
         };
         let value_panels = d.div_ceil(NR);
-        s.values.clear();
-        s.values.resize(value_panels * len * NR, 0.0);
-        for (p, panel) in s.values.chunks_exact_mut(len * NR).enumerate() {
-            let cols = NR.min(d - p * NR);
-            for (t, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                dst[..cols].copy_from_slice(&v.row(t, 2)[p * NR..][..cols]);
+        let half = int8_scores && bf16::available();
+        if half {
+            let pairs = len.div_ceil(2);
+            s.values16.clear();
+            s.values16.resize(value_panels * pairs * 2 * NR, 0);
+            for (p, panel) in s.values16.chunks_exact_mut(pairs * 2 * NR).enumerate() {
+                let cols = NR.min(d - p * NR);
+                for (u, dst) in panel.chunks_exact_mut(2 * NR).enumerate() {
+                    let second = (2 * u + 1 < len).then(|| &v.row(2 * u + 1, 2)[p * NR..]);
+                    bf16::pack_pair(&v.row(2 * u, 2)[p * NR..], second, cols, dst);
+                }
+            }
+            s.probs16.resize(MR * 2 * pairs, 0);
+        } else {
+            s.values.clear();
+            s.values.resize(value_panels * len * NR, 0.0);
+            for (p, panel) in s.values.chunks_exact_mut(len * NR).enumerate() {
+                let cols = NR.min(d - p * NR);
+                for (t, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                    dst[..cols].copy_from_slice(&v.row(t, 2)[p * NR..][..cols]);
+                }
             }
         }
         // Score rows: `len` wide from the int8 kernel, whole key panels from the f32 one.
@@ -104,10 +128,10 @@ pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
         let keys = quantized.as_ref();
         for (t, dst) in out.chunks_mut(MR * d).enumerate() {
             match dst.len() / d {
-                4 => tile::<4>(&v, s, keys, width, t * MR, dst),
-                3 => tile::<3>(&v, s, keys, width, t * MR, dst),
-                2 => tile::<2>(&v, s, keys, width, t * MR, dst),
-                _ => tile::<1>(&v, s, keys, width, t * MR, dst),
+                4 => tile::<4>(&v, s, keys, half, width, t * MR, dst),
+                3 => tile::<3>(&v, s, keys, half, width, t * MR, dst),
+                2 => tile::<2>(&v, s, keys, half, width, t * MR, dst),
+                _ => tile::<1>(&v, s, keys, half, width, t * MR, dst),
             }
         }
     });
@@ -115,11 +139,13 @@ pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
 }
 
 /// Rows `first..first + R` of the head's output into `out` (`R × d`); `keys` quantized for
-/// int8 scores, else the f32 key panels are in the scratch.
+/// int8 scores, else the f32 key panels are in the scratch; `half`: the value panels in the
+/// scratch are bf16.
 fn tile<const R: usize>(
     v: &HeadView<'_>,
     s: &mut Scratch,
     keys: Option<&QuantWeight>,
+    half: bool,
     width: usize,
     first: usize,
     out: &mut [f32],
@@ -158,8 +184,23 @@ fn tile<const R: usize>(
     for (i, row) in scores.chunks_exact_mut(width).enumerate() {
         inv[i] = softmax_unscaled(&mut row[..len]);
     }
-    for (p, panel) in s.values.chunks_exact(len * NR).enumerate() {
-        let acc = products_rows::<R>(scores, width, len, panel);
+    let pairs = len.div_ceil(2);
+    if half {
+        for (row, dst) in scores
+            .chunks_exact(width)
+            .zip(s.probs16.chunks_exact_mut(2 * pairs))
+        {
+            bf16::round_row(&row[..len], dst);
+        }
+    }
+    let panels = d.div_ceil(NR);
+    for p in 0..panels {
+        let acc = if half {
+            let panel = &s.values16[p * pairs * 2 * NR..][..pairs * 2 * NR];
+            bf16::products::<R>(&s.probs16, 2 * pairs, pairs, panel)
+        } else {
+            products_rows::<R>(scores, width, len, &s.values[p * len * NR..][..len * NR])
+        };
         let cols = NR.min(d - p * NR);
         for ((row, a), inv) in out.chunks_exact_mut(d).zip(&acc).zip(inv) {
             for (o, x) in row[p * NR..][..cols].iter_mut().zip(a) {

@@ -4,6 +4,7 @@
 mod amx;
 mod attention;
 mod bert;
+mod bf16;
 mod int8;
 mod kernels;
 mod matmul;
