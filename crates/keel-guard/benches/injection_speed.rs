@@ -3,7 +3,8 @@
 //!   p99 ≤ 100 µs;
 //! - the neural score per prompt: the MiniLM embedding (one text per call, as on a request)
 //!   plus the MLP — target ≤ 15 ms — for 1 KB prompts and for short questions, with full
-//!   precision embeddings and with int8 ones (where the CPU has AVX-512 VNNI);
+//!   precision embeddings and with int8 ones (where the CPU has AVX-512 VNNI); for 1 KB
+//!   prompts also as the best of 7 calls per prompt (the pass without the host's noise);
 //! - a whole `Scanner::scan` with the embedding given (heuristics + MLP + calibration).
 //!
 //! Prompts: HaluEval QA dev `knowledge` passages (rows 0–4999 only) cut or repeated to 1 KB,
@@ -124,6 +125,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         row(
             &format!("neural score, 1 KB prompt (embed {label} + MLP)"),
             &mut t_embed,
+            "ms",
+        );
+        // The same per prompt as the best of 7 calls, as for the rules above: the cost of the
+        // pass itself. On a shared 2-vCPU VM the raw tail is mostly the host: the same
+        // 256-token pass ranges over 2x from call to call, in slow phases lasting seconds
+        // (docs/BENCHMARKS.md), so the 7 calls are 7 rounds over all prompts, not 7 in a row.
+        let mut best = vec![f64::MAX; questions.len()];
+        for _ in 0..7 {
+            for (q, fastest) in questions.iter().zip(best.iter_mut()) {
+                let s = Instant::now();
+                let e = embedder.embed(vec![q.clone()]).await?.vectors;
+                black_box(mlp.score(e.first().ok_or("no embedding")?));
+                *fastest = fastest.min(s.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        row(
+            &format!("neural score, 1 KB prompt (embed {label} + MLP), best of 7 per prompt"),
+            &mut best,
             "ms",
         );
         // The same for short prompts: the HaluEval questions alone.
