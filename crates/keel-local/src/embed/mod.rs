@@ -59,9 +59,10 @@ pub enum EmbedPrecision {
     #[default]
     Full,
     /// int8 weights (per output) and inputs (per token) in the dense layers, and int8
-    /// attention scores, on AVX-512 VNNI (the attention-weighted sum of the values stays
-    /// f32): about 2.5x faster for a 1 KB text on 2 cores, vectors within cosine
-    /// 0.989–0.998 of the reference (docs/BENCHMARKS.md). For classifiers that read
+    /// attention scores, on AVX-512 VNNI (the attention-weighted sum of the values in bf16
+    /// where the CPU has AVX-512 BF16, else f32): about 2.8x faster than `Full` for a 1 KB
+    /// text on 2 cores, vectors within cosine 0.988–0.998 of the reference
+    /// (docs/BENCHMARKS.md). For classifiers that read
     /// the vector, such as the injection guard. Falls back to `Full` (with a warning) on
     /// CPUs without AVX-512 VNNI.
     Int8,
