@@ -9,7 +9,7 @@
 //! scores against every key panel, the softmax and the product with the values all stay in a
 //! few KB of L1, and nothing is allocated but the head's output.
 //!
-//! Layouts (`NR` = panel width, `R` ≤ `MR` = rows of a tile):
+//! Layouts (`NR` = panel width, `R` ≤ [`MAX_ROWS`] = rows of a tile):
 //! - key panels: `ceil(len / NR)` panels of `d × NR`, `[c · NR + j]` = key `p · NR + j`,
 //!   feature `c` (zero past `len`);
 //! - value panels: `ceil(d / NR)` panels of `len × NR`, `[t · NR + c]` = value `t`, feature
@@ -24,6 +24,11 @@ use super::bf16;
 use super::int8::QuantWeight;
 use super::kernels::softmax_unscaled;
 use super::matmul::{MR, NR, products, products_rows};
+
+/// Most queries of a tile: the f32 panel kernel's `MR`, or the int8 kernel's 8 (its full
+/// register block, and twice the rows per bf16 value load).
+const MAX_ROWS: usize = super::int8::MR;
+const _: () = assert!(MR <= MAX_ROWS);
 use std::cell::RefCell;
 
 const _: () = assert!(bf16::NR == NR, "bf16 value panels are as wide as f32 ones");
@@ -106,7 +111,7 @@ pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
                     bf16::pack_pair(&v.row(2 * u, 2)[p * NR..], second, cols, dst);
                 }
             }
-            s.probs16.resize(MR * 2 * pairs, 0);
+            s.probs16.resize(MAX_ROWS * 2 * pairs, 0);
         } else {
             s.values.clear();
             s.values.resize(value_panels * len * NR, 0.0);
@@ -122,16 +127,22 @@ pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
             Some(_) => len,
             None => len.div_ceil(NR) * NR,
         };
-        s.scores.resize(MR * width, 0.0);
-        s.queries.resize(d * MR, 0.0);
+        let rows = if int8_scores { MAX_ROWS } else { MR };
+        s.scores.resize(rows * width, 0.0);
+        s.queries.resize(d * rows, 0.0);
         s.zeros.resize(len, 0.0);
         let keys = quantized.as_ref();
-        for (t, dst) in out.chunks_mut(MR * d).enumerate() {
+        for (t, dst) in out.chunks_mut(rows * d).enumerate() {
+            let first = t * rows;
             match dst.len() / d {
-                4 => tile::<4>(&v, s, keys, half, width, t * MR, dst),
-                3 => tile::<3>(&v, s, keys, half, width, t * MR, dst),
-                2 => tile::<2>(&v, s, keys, half, width, t * MR, dst),
-                _ => tile::<1>(&v, s, keys, half, width, t * MR, dst),
+                8 => tile::<8>(&v, s, keys, half, width, first, dst),
+                7 => tile::<7>(&v, s, keys, half, width, first, dst),
+                6 => tile::<6>(&v, s, keys, half, width, first, dst),
+                5 => tile::<5>(&v, s, keys, half, width, first, dst),
+                4 => tile::<4>(&v, s, keys, half, width, first, dst),
+                3 => tile::<3>(&v, s, keys, half, width, first, dst),
+                2 => tile::<2>(&v, s, keys, half, width, first, dst),
+                _ => tile::<1>(&v, s, keys, half, width, first, dst),
             }
         }
     });
@@ -150,7 +161,7 @@ fn tile<const R: usize>(
     first: usize,
     out: &mut [f32],
 ) {
-    const { assert!(R <= MR) };
+    const { assert!(R <= MAX_ROWS) };
     let (len, d) = (v.len, v.dim);
     let scale = 1.0 / (d as f32).sqrt();
     let queries = &mut s.queries[..d * R];
