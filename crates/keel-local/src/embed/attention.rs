@@ -24,13 +24,12 @@ use super::bf16;
 use super::int8::QuantWeight;
 use super::kernels::softmax_unscaled;
 use super::matmul::{MR, NR, products, products_rows};
+use std::cell::RefCell;
 
 /// Most queries of a tile: the f32 panel kernel's `MR`, or the int8 kernel's 8 (its full
 /// register block, and twice the rows per bf16 value load).
 const MAX_ROWS: usize = super::int8::MR;
 const _: () = assert!(MR <= MAX_ROWS);
-use std::cell::RefCell;
-
 const _: () = assert!(bf16::NR == NR, "bf16 value panels are as wide as f32 ones");
 
 #[derive(Default)]
