@@ -180,15 +180,7 @@ mod zmm {
                 a[1] = _mm512_dpbf16_ps(a[1], b, w1);
             }
         }
-        let mut out = [[0.0f32; NR]; R];
-        for (o, a) in out.iter_mut().zip(&acc) {
-            // SAFETY: `o` holds NR = 32 values.
-            unsafe {
-                _mm512_storeu_ps(o.as_mut_ptr(), a[0]);
-                _mm512_storeu_ps(o.as_mut_ptr().add(16), a[1]);
-            }
-        }
-        out
+        super::super::simd::zmm::spill(&acc)
     }
 }
 

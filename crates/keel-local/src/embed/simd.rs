@@ -93,7 +93,7 @@ pub(crate) fn softmax_unscaled(row: &mut [f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod zmm {
+pub(super) mod zmm {
     use super::NR;
     use std::arch::x86_64::*;
 
@@ -124,8 +124,15 @@ mod zmm {
                 a[1] = _mm512_fmadd_ps(b, w1, a[1]);
             }
         }
+        spill(&acc)
+    }
+
+    /// `R` rows of two 16-lane accumulators as `R × NR` values (shared with the bf16
+    /// kernel, whose sums have the same shape).
+    #[target_feature(enable = "avx512f")]
+    pub(in super::super) fn spill<const R: usize>(acc: &[[__m512; 2]; R]) -> [[f32; NR]; R] {
         let mut out = [[0.0f32; NR]; R];
-        for (o, a) in out.iter_mut().zip(&acc) {
+        for (o, a) in out.iter_mut().zip(acc) {
             // SAFETY: `o` holds NR = 32 values.
             unsafe {
                 _mm512_storeu_ps(o.as_mut_ptr(), a[0]);
