@@ -73,11 +73,18 @@ print(f"Paired by round (median of {B} − {A}): added p99 at {rate} req/s **{p9
 print(f"Added p99, {cover:.0%} confidence interval of the paired median over {rounds} rounds: "
       f"[{lo:.0f}, {hi:.0f}] µs → target < {p99_target} µs **{verdict(lo, hi, float(p99_target))}** "
       f"(met only when the whole interval is under the target; more rounds narrow it).\n")
+losses = [100.0 * (1 - b["rps"] / a["rps"]) for a, b in pairs["sat"]]
+lo, hi, cover = median_ci(losses)
+print(f"Throughput loss at saturation, {cover:.0%} confidence interval of the paired median: "
+      f"[{lo:.1f}, {hi:.1f}] % → target < {loss_target} % "
+      f"**{verdict(lo, hi, float(loss_target))}**.\n")
 # keel's own CPU per answered request: the cost that bounds throughput when keel is CPU-bound,
 # and far less noisy than the saturation rate of a load generator sharing the cores.
 for s in steps:
-    extra = statistics.median(100.0 * (b["cpu_us"] / a["cpu_us"] - 1) for a, b in pairs[s])
-    print(f"CPU per request at {s} (paired median): {B} {extra:+.1f} % over {A} "
+    extras = [100.0 * (b["cpu_us"] / a["cpu_us"] - 1) for a, b in pairs[s]]
+    lo, hi, cover = median_ci(extras)
+    print(f"CPU per request at {s} (paired median): {B} {statistics.median(extras):+.1f} % over {A}, "
+          f"{cover:.0%} interval [{lo:+.1f}, {hi:+.1f}] % "
           f"({statistics.median(a['cpu_us'] for a, _ in pairs[s]):.1f} → "
           f"{statistics.median(b['cpu_us'] for _, b in pairs[s]):.1f} µs).")
 print()
