@@ -10,6 +10,7 @@
 use keel_types::openai::ChatCompletionRequest;
 use keel_types::trace::{AttrValue, ContentMode, Span, SpanId, SpanKind, TraceId, TraceParent};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Attribute names of the GenAI semantic conventions (and keel's own `keel.*`).
@@ -88,7 +89,7 @@ impl Clock {
     }
 }
 
-pub type Attrs = Vec<(String, AttrValue)>;
+pub type Attrs = Vec<(Cow<'static, str>, AttrValue)>;
 
 /// Collects the spans of one request; [`TraceBuilder::finish`] adds the root span.
 #[derive(Debug)]
@@ -125,17 +126,17 @@ impl TraceBuilder {
     }
 
     /// Sets (or replaces) an attribute of the root span.
-    pub fn root_attr(&mut self, key: &str, value: impl Into<AttrValue>) {
-        let value = value.into();
-        match self.root_attrs.iter_mut().find(|(k, _)| k == key) {
+    pub fn root_attr(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<AttrValue>) {
+        let (key, value) = (key.into(), value.into());
+        match self.root_attrs.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.root_attrs.push((key.to_owned(), value)),
+            None => self.root_attrs.push((key, value)),
         }
     }
 
     pub fn root_attrs(&mut self, attrs: Attrs) {
         for (k, v) in attrs {
-            self.root_attr(&k, v);
+            self.root_attr(k, v);
         }
     }
 
@@ -336,7 +337,7 @@ mod tests {
         }))
         .unwrap();
         let p = request_params(&req);
-        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = p.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(
             keys,
             [

@@ -198,10 +198,10 @@ impl Observer {
 fn add_content_attrs(trace: &mut TraceRecord) {
     let mut attrs = Vec::new();
     if let Some(m) = &trace.content.messages {
-        attrs.push((attr::INPUT_MESSAGES.to_owned(), m.to_string().into()));
+        attrs.push((attr::INPUT_MESSAGES.into(), m.to_string().into()));
     }
     if let Some(r) = &trace.content.response {
-        attrs.push((attr::OUTPUT_MESSAGES.to_owned(), r.to_string().into()));
+        attrs.push((attr::OUTPUT_MESSAGES.into(), r.to_string().into()));
     }
     if let Some(root) = trace.spans.first_mut() {
         root.attributes.extend(attrs);

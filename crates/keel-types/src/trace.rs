@@ -5,6 +5,7 @@
 //! Span and trace ids are W3C Trace Context ids (16 and 8 bytes, lower-case hex on the wire).
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// A 16-byte W3C trace id. All zeros is invalid.
@@ -215,7 +216,9 @@ pub struct Span {
     /// Set when the span failed (OTLP status `ERROR` with this message); otherwise unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub attributes: Vec<(String, AttrValue)>,
+    /// Keys borrow the `'static` names of the conventions where they can (no allocation per
+    /// attribute and request); read back from the store they are owned.
+    pub attributes: Vec<(Cow<'static, str>, AttrValue)>,
 }
 
 impl Span {

@@ -97,9 +97,9 @@ pub async fn trace_round_trip_minimal(store: Arc<dyn Store>) {
 pub async fn trace_non_finite_floats_become_strings(store: Arc<dyn Store>) {
     let mut trace = full_trace("req_nan", None, 1);
     let attrs = &mut trace.spans[2].attributes;
-    attrs.push(("nan".to_owned(), AttrValue::Float(f64::NAN)));
-    attrs.push(("inf".to_owned(), AttrValue::Float(f64::INFINITY)));
-    attrs.push(("ninf".to_owned(), AttrValue::Float(f64::NEG_INFINITY)));
+    attrs.push(("nan".into(), AttrValue::Float(f64::NAN)));
+    attrs.push(("inf".into(), AttrValue::Float(f64::INFINITY)));
+    attrs.push(("ninf".into(), AttrValue::Float(f64::NEG_INFINITY)));
     store
         .write_traces(vec![trace.clone()])
         .await

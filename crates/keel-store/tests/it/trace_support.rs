@@ -25,31 +25,28 @@ pub fn full_trace(id: &str, tenant: Option<&str>, started_at_ms: i64) -> TraceRe
     let mut root = span(1, None, "chat support", SpanKind::Server);
     root.parent_span_id = Some(SpanId([0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x99, 0x88]));
     root.attributes = vec![
-        ("gen_ai.operation.name".to_owned(), AttrValue::from("chat")),
-        ("keel.stream".to_owned(), AttrValue::Bool(true)),
-        ("keel.flag".to_owned(), AttrValue::Bool(false)),
+        ("gen_ai.operation.name".into(), AttrValue::from("chat")),
+        ("keel.stream".into(), AttrValue::Bool(true)),
+        ("keel.flag".into(), AttrValue::Bool(false)),
+        ("gen_ai.usage.input_tokens".into(), AttrValue::Int(i64::MAX)),
+        ("keel.negative".into(), AttrValue::Int(i64::MIN)),
         (
-            "gen_ai.usage.input_tokens".to_owned(),
-            AttrValue::Int(i64::MAX),
-        ),
-        ("keel.negative".to_owned(), AttrValue::Int(i64::MIN)),
-        (
-            "gen_ai.request.temperature".to_owned(),
+            "gen_ai.request.temperature".into(),
             AttrValue::Float(0.1 + 0.2),
         ),
-        ("keel.tiny".to_owned(), AttrValue::Float(5e-324)),
+        ("keel.tiny".into(), AttrValue::Float(5e-324)),
         (
-            "keel.precise".to_owned(),
+            "keel.precise".into(),
             AttrValue::Float(12_345.678_901_234_567),
         ),
-        ("keel.whole_float".to_owned(), AttrValue::Float(2.0)),
+        ("keel.whole_float".into(), AttrValue::Float(2.0)),
         (
-            "gen_ai.response.finish_reasons".to_owned(),
+            "gen_ai.response.finish_reasons".into(),
             AttrValue::StrList(vec!["stop".to_owned(), "length".to_owned()]),
         ),
-        ("keel.empty_list".to_owned(), AttrValue::StrList(Vec::new())),
+        ("keel.empty_list".into(), AttrValue::StrList(Vec::new())),
         (
-            "keel.text".to_owned(),
+            "keel.text".into(),
             AttrValue::Str("«quoted» \"x\" \n\t nul:\0 ✓ 🦀".to_owned()),
         ),
     ];
@@ -58,7 +55,7 @@ pub fn full_trace(id: &str, tenant: Option<&str>, started_at_ms: i64) -> TraceRe
     stage.end_unix_nanos = 1;
     let mut attempt = span(3, Some(1), "chat gpt-4o-mini", SpanKind::Client);
     attempt.error = Some("upstream 503: busy\0".to_owned());
-    attempt.attributes = vec![("http.response.status_code".to_owned(), AttrValue::Int(503))];
+    attempt.attributes = vec![("http.response.status_code".into(), AttrValue::Int(503))];
     TraceRecord {
         request_id: id.to_owned(),
         trace_id: TraceId([
