@@ -101,7 +101,7 @@ pub(crate) fn head(v: HeadView<'_>, int8_scores: bool) -> Vec<f32> {
         let half = int8_scores && bf16::available();
         if half {
             let pairs = len.div_ceil(2);
-            s.values16.clear();
+            // Sized, not zeroed: `pack_pair` writes every value, padding included.
             s.values16.resize(value_panels * pairs * 2 * NR, 0);
             for (p, panel) in s.values16.chunks_exact_mut(pairs * 2 * NR).enumerate() {
                 let cols = NR.min(d - p * NR);
