@@ -4,7 +4,7 @@
 //! - the neural score per prompt: the MiniLM embedding (one text per call, as on a request)
 //!   plus the MLP — target ≤ 15 ms — for 1 KB prompts and for short questions, with full
 //!   precision embeddings and with int8 ones (where the CPU has AVX-512 VNNI); for 1 KB
-//!   prompts also as the best of 7 calls per prompt (the pass without the host's noise);
+//!   prompts also as each prompt's best of 7 rounds (the pass without the host's noise);
 //! - a whole `Scanner::scan` with the embedding given (heuristics + MLP + calibration).
 //!
 //! Prompts: HaluEval QA dev `knowledge` passages (rows 0–4999 only) cut or repeated to 1 KB,
