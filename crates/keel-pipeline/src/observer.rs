@@ -10,9 +10,8 @@ use keel_observe::logs;
 use keel_observe::metrics::Metrics;
 use keel_observe::otlp::OtlpExporter;
 use keel_observe::sampling::{Sampler, Signals};
-use keel_observe::spans::attr;
 use keel_store::{RequestLogWriter, RequestRecord};
-use keel_types::trace::{ContentMode, TraceRecord};
+use keel_types::trace::ContentMode;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -31,7 +30,6 @@ struct Inner {
     metrics_on: bool,
     /// Drift embeds prompts and answers (an embeddings model is configured).
     drift_texts: bool,
-    span_content: bool,
     default_content: ContentMode,
     tenant_content: HashMap<String, ContentMode>,
 }
@@ -62,7 +60,6 @@ impl Observer {
                 sampler: Sampler::new(&cfg.sampling),
                 metrics_on: cfg.metrics,
                 drift_texts: cfg.drift.embeddings_model.is_some(),
-                span_content: cfg.span_content,
                 default_content: cfg.content,
                 tenant_content,
             }),
@@ -148,15 +145,10 @@ impl Observer {
         if let (Some(drift), true) = (&i.drift, answered) {
             self.feed_drift(drift, &record, &seen, refused);
         }
-        if let Some(mut trace) = trace {
+        if let Some(trace) = trace {
+            let trace = Arc::new(trace);
             if let Some(otlp) = &i.otlp {
-                if i.span_content {
-                    add_content_attrs(&mut trace);
-                }
-                otlp.export(&trace);
-                if i.span_content {
-                    strip_content_attrs(&mut trace);
-                }
+                otlp.export(trace.clone());
             }
             if i.store_traces {
                 i.log.record_trace(trace);
@@ -190,27 +182,5 @@ impl Observer {
                 None
             },
         });
-    }
-}
-
-/// `gen_ai.input.messages` / `gen_ai.output.messages` on the root span, as captured under the
-/// tenant's content mode (so `none` still exports nothing).
-fn add_content_attrs(trace: &mut TraceRecord) {
-    let mut attrs = Vec::new();
-    if let Some(m) = &trace.content.messages {
-        attrs.push((attr::INPUT_MESSAGES.into(), m.to_string().into()));
-    }
-    if let Some(r) = &trace.content.response {
-        attrs.push((attr::OUTPUT_MESSAGES.into(), r.to_string().into()));
-    }
-    if let Some(root) = trace.spans.first_mut() {
-        root.attributes.extend(attrs);
-    }
-}
-
-fn strip_content_attrs(trace: &mut TraceRecord) {
-    if let Some(root) = trace.spans.first_mut() {
-        root.attributes
-            .retain(|(k, _)| k != attr::INPUT_MESSAGES && k != attr::OUTPUT_MESSAGES);
     }
 }

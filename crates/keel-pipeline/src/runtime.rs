@@ -157,6 +157,7 @@ fn start_observe(
         Some(cfg) => {
             let (exp, handle) = keel_observe::otlp::spawn(cfg, tracker)
                 .map_err(|e| StartError::Observe(format!("observe.otlp: {e}")))?;
+            let exp = exp.with_span_content(o.span_content);
             let e = exp.clone();
             metrics
                 .register_counter_fn(

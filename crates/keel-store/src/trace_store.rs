@@ -39,15 +39,16 @@ pub struct TracePage {
 ///   or `"-inf"`.
 pub trait TraceStore: Send + Sync {
     /// Writes (inserts or replaces) all `traces` in one transaction. Shared, so a writer that
-    /// retries a failed batch holds it without copying every trace.
+    /// retries a failed batch holds it without copying every trace, and each trace may be
+    /// held by others too (the OTLP exporter's queue) without being copied for the store.
     fn write_traces_shared(
         &self,
-        traces: Arc<[TraceRecord]>,
+        traces: Arc<[Arc<TraceRecord>]>,
     ) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// [`write_traces_shared`](Self::write_traces_shared) for an owned batch.
     fn write_traces(&self, traces: Vec<TraceRecord>) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.write_traces_shared(traces.into())
+        self.write_traces_shared(traces.into_iter().map(Arc::new).collect())
     }
 
     /// The trace of `request_id`, if it exists and belongs to `tenant` (see the isolation rule).

@@ -57,9 +57,13 @@ impl Default for WriterOptions {
 }
 
 /// What waits in the queue.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "every request queues a record by value; boxing it would cost an allocation each"
+)]
 enum Queued {
     Request(RequestRecord),
-    Trace(TraceRecord),
+    Trace(Arc<TraceRecord>),
 }
 
 /// Cheap to clone; every clone feeds the same queue and shares the counters. The counters count
@@ -139,8 +143,8 @@ impl RequestLogWriter {
     /// Queues the trace `t` for writing, on the same queue and terms as [`record`](Self::record):
     /// never blocks; a full or closed queue drops it and counts it in
     /// [`dropped`](Self::dropped).
-    pub fn record_trace(&self, t: TraceRecord) {
-        self.enqueue(Queued::Trace(t));
+    pub fn record_trace(&self, t: impl Into<Arc<TraceRecord>>) {
+        self.enqueue(Queued::Trace(t.into()));
     }
 
     fn enqueue(&self, item: Queued) {
@@ -230,7 +234,7 @@ impl Writable for RequestRecord {
     }
 }
 
-impl Writable for TraceRecord {
+impl Writable for Arc<TraceRecord> {
     const KIND: &'static str = "trace";
     fn write(store: &dyn Store, batch: Arc<[Self]>) -> BoxFuture<'_, Result<(), StoreError>> {
         store.write_traces_shared(batch)

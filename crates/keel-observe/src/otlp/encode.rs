@@ -1,19 +1,20 @@
 //! keel's spans ([`keel_types::trace::Span`]) as OTLP messages.
 
-use keel_types::trace::{AttrValue, Span, SpanKind, TraceId};
+use keel_types::trace::{AttrValue, Span, SpanKind, TraceId, TraceRecord};
 
 use super::proto;
+use crate::spans::attr;
 
 /// Instrumentation scope name (and `telemetry.sdk.name`) of every exported span.
 pub const SCOPE_NAME: &str = "keel";
 /// Version of keel reported as `service.version` and as the scope version.
 pub const KEEL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// One export request holding `spans` (of any number of traces) under a single resource
-/// (`service.name` = `service_name`) and a single instrumentation scope.
-pub fn export_request<'a>(
+/// One export request holding `spans` (of any number of traces, made by [`otlp_span`]) under a
+/// single resource (`service.name` = `service_name`) and a single instrumentation scope.
+pub fn export_request(
     service_name: &str,
-    spans: impl IntoIterator<Item = (TraceId, &'a Span)>,
+    spans: impl IntoIterator<Item = proto::Span>,
 ) -> proto::ExportTraceServiceRequest {
     let resource = proto::Resource {
         attributes: vec![
@@ -27,10 +28,7 @@ pub fn export_request<'a>(
             name: SCOPE_NAME.to_owned(),
             version: KEEL_VERSION.to_owned(),
         }),
-        spans: spans
-            .into_iter()
-            .map(|(trace_id, span)| otlp_span(trace_id, span))
-            .collect(),
+        spans: spans.into_iter().collect(),
     };
     proto::ExportTraceServiceRequest {
         resource_spans: vec![proto::ResourceSpans {
@@ -64,6 +62,25 @@ pub fn otlp_span(trace_id: TraceId, span: &Span) -> proto::Span {
             code: proto::StatusCode::Error as i32,
         }),
     }
+}
+
+/// `gen_ai.input.messages` and `gen_ai.output.messages` (JSON text) for the root span, from the
+/// content `trace` kept under its tenant's content mode: nothing when that mode kept none.
+pub fn content_attributes(trace: &TraceRecord) -> Vec<proto::KeyValue> {
+    let content = &trace.content;
+    [
+        (attr::INPUT_MESSAGES, &content.messages),
+        (attr::OUTPUT_MESSAGES, &content.response),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| {
+        let text = value.as_ref()?.to_string();
+        let value = proto::AnyValue {
+            value: Some(proto::any_value::Value::StringValue(text)),
+        };
+        Some(key_value(key, value))
+    })
+    .collect()
 }
 
 fn span_kind(kind: SpanKind) -> proto::SpanKind {
@@ -133,7 +150,7 @@ mod tests {
         let trace_id = TraceId([9; 16]);
         let parent = SpanId([3; 8]);
         let spans = [span(Some("boom"), Some(parent)), span(None, None)];
-        let req = export_request("svc", spans.iter().map(|s| (trace_id, s)));
+        let req = export_request("svc", spans.iter().map(|s| otlp_span(trace_id, s)));
         let bytes = req.encode_to_vec();
         let got = official::ExportTraceServiceRequest::decode(bytes.as_slice()).unwrap();
 
@@ -180,6 +197,40 @@ mod tests {
         let root = &ss.spans[1];
         assert!(root.parent_span_id.is_empty());
         assert!(root.status.as_ref().is_none_or(|s| s.code == 0));
+    }
+
+    #[test]
+    fn content_attributes_carry_what_the_trace_kept() {
+        let mut trace: TraceRecord = serde_json::from_value(serde_json::json!({
+            "request_id": "req_1", "trace_id": "0102030405060708090a0b0c0d0e0f10",
+            "started_at_ms": 0, "duration_ms": 1.0, "endpoint": "chat.completions",
+            "status": 200, "content_mode": "full", "spans": [], "content": {"attempts": []}
+        }))
+        .unwrap();
+        assert!(
+            content_attributes(&trace).is_empty(),
+            "nothing kept, nothing sent"
+        );
+        trace.content.messages = Some(serde_json::json!([{"role": "user", "content": "hi"}]));
+        trace.content.response = Some(serde_json::json!({"role": "assistant", "content": "yo"}));
+        let got: Vec<_> = content_attributes(&trace)
+            .into_iter()
+            .map(|kv| (kv.key, kv.value.unwrap().value.unwrap()))
+            .collect();
+        let text = |s: &str| proto::any_value::Value::StringValue(s.to_owned());
+        assert_eq!(
+            got,
+            [
+                (
+                    attr::INPUT_MESSAGES.to_owned(),
+                    text(r#"[{"content":"hi","role":"user"}]"#)
+                ),
+                (
+                    attr::OUTPUT_MESSAGES.to_owned(),
+                    text(r#"{"content":"yo","role":"assistant"}"#)
+                ),
+            ]
+        );
     }
 
     #[test]

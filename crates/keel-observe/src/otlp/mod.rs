@@ -25,7 +25,7 @@ mod encode;
 pub mod proto;
 mod task;
 
-pub use encode::{KEEL_VERSION, SCOPE_NAME, export_request, otlp_span};
+pub use encode::{KEEL_VERSION, SCOPE_NAME, content_attributes, export_request, otlp_span};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use keel_config::OtlpConfig;
-use keel_types::trace::{Span, TraceId, TraceRecord};
+use keel_types::trace::TraceRecord;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -76,6 +76,7 @@ pub enum OtlpError {
 pub struct OtlpExporter {
     queue: mpsc::UnboundedSender<Queued>,
     stats: Arc<Stats>,
+    span_content: bool,
 }
 
 impl std::fmt::Debug for OtlpExporter {
@@ -107,10 +108,13 @@ impl std::fmt::Debug for OtlpHandle {
     }
 }
 
-/// One trace's spans on their way to the task.
+/// One trace on its way to the task, shared with whatever else keeps it (the trace store):
+/// queueing it copies nothing.
+#[derive(Clone)]
 struct Queued {
-    trace_id: TraceId,
-    spans: Vec<Span>,
+    trace: Arc<TraceRecord>,
+    /// Whether the root span carries the trace's content ([`content_attributes`]).
+    span_content: bool,
 }
 
 /// Counters shared by the exporter clones and the task.
@@ -179,6 +183,7 @@ pub fn spawn(
         OtlpExporter {
             queue,
             stats: stats.clone(),
+            span_content: false,
         },
         OtlpHandle {
             stop,
@@ -213,11 +218,23 @@ fn headers_from_env(headers_env: &BTreeMap<String, String>) -> Result<HeaderMap,
 }
 
 impl OtlpExporter {
+    /// This exporter (and its later clones) with the root span of every trace carrying
+    /// `gen_ai.input.messages` and `gen_ai.output.messages` (`observe.span_content`), taken from
+    /// the content the trace kept. Off by default. The JSON text is made at encoding time, on
+    /// the encoder thread.
+    #[must_use]
+    pub fn with_span_content(mut self, on: bool) -> Self {
+        self.span_content = on;
+        self
+    }
+
     /// Queues the spans of `trace` for export. Never blocks or awaits: when the queue cannot
     /// take all of the trace's spans (or the exporter has shut down) the trace is dropped, its
     /// spans counted in [`dropped_spans`](Self::dropped_spans), and a warning is logged at most
-    /// once per 10 s. The only work done here is cloning the spans.
-    pub fn export(&self, trace: &TraceRecord) {
+    /// once per 10 s. The trace is shared, not copied: pass an `Arc` that the trace store
+    /// holds too.
+    pub fn export(&self, trace: impl Into<Arc<TraceRecord>>) {
+        let trace = trace.into();
         let n = trace.spans.len();
         if n == 0 {
             return;
@@ -227,8 +244,8 @@ impl OtlpExporter {
             return;
         }
         let item = Queued {
-            trace_id: trace.trace_id,
-            spans: trace.spans.clone(),
+            trace,
+            span_content: self.span_content,
         };
         if self.queue.send(item).is_err() {
             self.stats.release(n);

@@ -1,10 +1,11 @@
 //! The export task: batches queued spans and POSTs them, retrying transient failures.
 
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use keel_types::trace::{Span, TraceId};
 use prost::Message;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
@@ -41,10 +42,18 @@ pub(super) struct TaskParts {
     pub abort: CancellationToken,
 }
 
+/// Consecutive spans of one trace, waiting or in a batch (a trace may straddle two batches).
+struct Run {
+    item: Queued,
+    spans: Range<usize>,
+}
+
 pub(super) struct ExportTask {
     p: TaskParts,
-    /// Spans taken off the queue and not yet in a batch (counted in `stats.queued`).
-    pending: Vec<(TraceId, Span)>,
+    /// Traces taken off the queue whose spans are not yet in a batch.
+    pending: VecDeque<Run>,
+    /// How many spans `pending` holds (counted in `stats.queued`).
+    pending_spans: usize,
     /// Spans of the batch being encoded or sent (also counted in `stats.queued`).
     in_flight: usize,
     last_warn: Option<Instant>,
@@ -65,7 +74,8 @@ enum Outcome {
 impl ExportTask {
     pub(super) fn new(p: TaskParts) -> Self {
         Self {
-            pending: Vec::with_capacity(p.batch_size.min(4096)),
+            pending: VecDeque::new(),
+            pending_spans: 0,
             in_flight: 0,
             p,
             last_warn: None,
@@ -100,7 +110,7 @@ impl ExportTask {
                 },
             }
             let deadline = Instant::now() + self.p.flush_interval;
-            while self.pending.len() < self.p.batch_size {
+            while self.pending_spans < self.p.batch_size {
                 tokio::select! {
                     biased;
                     () = self.p.stop.cancelled() => return Flow::Continue,
@@ -118,16 +128,39 @@ impl ExportTask {
     }
 
     fn push(&mut self, item: Queued) {
-        let trace_id = item.trace_id;
-        self.pending
-            .extend(item.spans.into_iter().map(|span| (trace_id, span)));
+        let n = item.trace.spans.len();
+        self.pending_spans += n;
+        self.pending.push_back(Run { item, spans: 0..n });
+    }
+
+    /// Takes the next `batch_size` spans (or all, when fewer wait) off `pending`.
+    fn next_batch(&mut self) -> (Vec<Run>, usize) {
+        let mut batch = Vec::new();
+        let mut n = 0;
+        while n < self.p.batch_size {
+            let Some(mut run) = self.pending.pop_front() else {
+                break;
+            };
+            let room = self.p.batch_size - n;
+            if run.spans.len() > room {
+                let split = run.spans.start + room;
+                self.pending.push_front(Run {
+                    item: run.item.clone(),
+                    spans: split..run.spans.end,
+                });
+                run.spans.end = split;
+            }
+            n += run.spans.len();
+            batch.push(run);
+        }
+        self.pending_spans -= n;
+        (batch, n)
     }
 
     /// Sends everything pending, `batch_size` spans per request.
     async fn flush_pending(&mut self) -> Flow {
-        while !self.pending.is_empty() {
-            let n = self.pending.len().min(self.p.batch_size);
-            let batch: Vec<(TraceId, Span)> = self.pending.drain(..n).collect();
+        while self.pending_spans > 0 {
+            let (batch, n) = self.next_batch();
             self.in_flight = n;
             let outcome = self.send(batch).await;
             let count = n as u64;
@@ -161,8 +194,9 @@ impl ExportTask {
         while let Ok(item) = self.p.rx.try_recv() {
             self.push(item);
         }
-        let n = self.pending.len() + self.in_flight;
+        let n = self.pending_spans + self.in_flight;
         self.pending.clear();
+        self.pending_spans = 0;
         self.in_flight = 0;
         self.p.stats.release(n);
         let count = n as u64;
@@ -177,10 +211,23 @@ impl ExportTask {
     }
 
     /// One batch: encode once (on the encoder thread), POST with retries.
-    async fn send(&self, spans: Vec<(TraceId, Span)>) -> Outcome {
+    async fn send(&self, batch: Vec<Run>) -> Outcome {
         let service_name = self.p.service_name.clone();
         let encoded = self.p.encoder.run(move |()| {
-            let request = encode::export_request(&service_name, spans.iter().map(|(t, s)| (*t, s)));
+            let spans = batch.iter().flat_map(|run| {
+                let Queued {
+                    trace,
+                    span_content,
+                } = &run.item;
+                run.spans.clone().map(move |i| {
+                    let mut span = encode::otlp_span(trace.trace_id, &trace.spans[i]);
+                    if i == 0 && *span_content {
+                        span.attributes.extend(encode::content_attributes(trace));
+                    }
+                    span
+                })
+            });
+            let request = encode::export_request(&service_name, spans);
             prost::bytes::Bytes::from(request.encode_to_vec())
         });
         let body = tokio::select! {

@@ -71,7 +71,7 @@ async fn every_field_decodes_with_the_official_types() {
     let (exporter, handle) = start(&config(&receiver.url));
     let traces: Vec<_> = (0..3).map(|i| trace(i, 4)).collect();
     for t in &traces {
-        exporter.export(t);
+        exporter.export(t.clone());
     }
     wait_until("12 spans", || exporter.exported_spans() == 12).await;
 
@@ -122,7 +122,7 @@ async fn many_traces_are_batched_and_batches_are_bounded() {
     cfg.flush_interval = Duration::from_millis(300);
     let (exporter, handle) = start(&cfg);
     for i in 0..50 {
-        exporter.export(&trace(i, 3));
+        exporter.export(trace(i, 3));
     }
     wait_until("150 spans", || exporter.exported_spans() == 150).await;
     assert!(receiver.hits() < 50, "{} requests", receiver.hits());
@@ -135,7 +135,7 @@ async fn many_traces_are_batched_and_batches_are_bounded() {
     cfg.batch_size = 4;
     let (exporter, handle) = start(&cfg);
     for i in 0..10 {
-        exporter.export(&trace(i, 3));
+        exporter.export(trace(i, 3));
     }
     wait_until("30 spans", || exporter.exported_spans() == 30).await;
     for (_, request) in small.requests() {
@@ -146,6 +146,10 @@ async fn many_traces_are_batched_and_batches_are_bounded() {
             .sum();
         assert!((1..=4).contains(&n), "{n} spans in one request");
     }
+    // Traces of 3 spans straddle batches of 4: every span arrives once, none twice.
+    let received = small.spans();
+    let distinct: HashSet<_> = received.iter().map(|s| (&s.trace_id, &s.span_id)).collect();
+    assert_eq!((received.len(), distinct.len()), (30, 30));
     handle.shutdown(Duration::from_secs(10)).await.unwrap();
 }
 
@@ -158,7 +162,7 @@ async fn configured_headers_are_sent_and_missing_env_is_an_error() {
     let mut cfg = config(&receiver.url);
     cfg.headers_env.insert("x-api-key".into(), var.into());
     let (exporter, handle) = start(&cfg);
-    exporter.export(&trace(1, 2));
+    exporter.export(trace(1, 2));
     handle.shutdown(Duration::from_secs(10)).await.unwrap();
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1);
@@ -179,7 +183,7 @@ async fn retryable_statuses_are_retried() {
     let receiver =
         Receiver::start(&[Reply::Status(503, None), Reply::Status(503, None)], false).await;
     let (exporter, handle) = start(&config(&receiver.url));
-    exporter.export(&trace(1, 3));
+    exporter.export(trace(1, 3));
     wait_until("3 spans", || exporter.exported_spans() == 3).await;
     assert_eq!(receiver.hits(), 3);
     assert_eq!(receiver.spans().len(), 3);
@@ -188,7 +192,7 @@ async fn retryable_statuses_are_retried() {
 
     let receiver = Receiver::start(&[Reply::Status(429, Some("1"))], false).await;
     let (exporter, handle) = start(&config(&receiver.url));
-    exporter.export(&trace(2, 2));
+    exporter.export(trace(2, 2));
     wait_until("2 spans", || exporter.exported_spans() == 2).await;
     assert_eq!(receiver.hits(), 2);
     handle.shutdown(Duration::from_secs(10)).await.unwrap();
@@ -198,11 +202,11 @@ async fn retryable_statuses_are_retried() {
 async fn client_errors_are_not_retried() {
     let receiver = Receiver::start(&[Reply::Status(400, None)], false).await;
     let (exporter, handle) = start(&config(&receiver.url));
-    exporter.export(&trace(1, 3));
+    exporter.export(trace(1, 3));
     wait_until("3 failed spans", || exporter.failed_spans() == 3).await;
     assert_eq!(receiver.hits(), 1);
     // The exporter carries on with the next batch.
-    exporter.export(&trace(2, 2));
+    exporter.export(trace(2, 2));
     wait_until("2 spans", || exporter.exported_spans() == 2).await;
     assert_eq!(receiver.hits(), 2);
     handle.shutdown(Duration::from_secs(10)).await.unwrap();
@@ -219,7 +223,7 @@ async fn a_hanging_collector_fills_the_queue_and_export_drops() {
     cfg.timeout = Duration::from_secs(60);
     let (exporter, handle) = start(&cfg);
     for i in 0..100 {
-        exporter.export(&trace(i, 2));
+        exporter.export(trace(i, 2));
     }
     wait_until("a request", || receiver.hits() >= 1).await;
     // Nothing ever completes, so exactly the first 10 spans were accepted.
@@ -243,7 +247,7 @@ async fn a_hanging_collector_fills_the_queue_and_export_drops() {
         (0, 10)
     );
     // After shutdown, export still returns at once and counts.
-    exporter.export(&trace(7, 3));
+    exporter.export(trace(7, 3));
     assert_eq!(exporter.dropped_spans(), 193);
 }
 
@@ -260,7 +264,7 @@ async fn a_closed_port_fails_the_spans_without_blocking_export() {
     cfg.flush_interval = Duration::from_secs(600);
     let (exporter, handle) = start(&cfg);
     for i in 0..100 {
-        exporter.export(&trace(i, 2));
+        exporter.export(trace(i, 2));
     }
     assert_eq!(exporter.dropped_spans(), 190);
     handle.shutdown(Duration::from_secs(20)).await.unwrap();
@@ -280,14 +284,14 @@ async fn shutdown_flushes_queued_spans() {
     let (exporter, handle) = start(&cfg);
     let traces: Vec<_> = (0..5).map(|i| trace(i, 3)).collect();
     for t in &traces {
-        exporter.export(t);
+        exporter.export(t.clone());
     }
     assert_eq!(exporter.queued_spans(), 15);
     handle.shutdown(Duration::from_secs(10)).await.unwrap();
     assert_eq!(exporter.exported_spans(), 15);
     assert_eq!(receiver.hits(), 1);
     assert_eq!(receiver.spans().len(), 15);
-    exporter.export(&traces[0]);
+    exporter.export(traces[0].clone());
     assert_eq!(exporter.dropped_spans(), 3);
 }
 
@@ -299,7 +303,7 @@ async fn shutdown_flushes_queued_spans() {
 async fn batches_are_encoded_on_a_background_thread() {
     let receiver = Receiver::start(&[], false).await;
     let (exporter, handle) = start(&config(&receiver.url));
-    exporter.export(&trace(1, 2));
+    exporter.export(trace(1, 2));
     wait_until("a request", || receiver.hits() >= 1).await;
     // Other tests' exporters have keel-otlp threads too.
     let threads = keel_store::background::threads_named("keel-otlp");

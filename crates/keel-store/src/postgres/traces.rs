@@ -188,7 +188,7 @@ fn placeholder(n: usize, param: &Param) -> String {
 impl TraceStore for PostgresStore {
     fn write_traces_shared(
         &self,
-        traces: Arc<[TraceRecord]>,
+        traces: Arc<[Arc<TraceRecord>]>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             // One statement cannot upsert the same id twice; keep the last occurrence, which is
@@ -198,7 +198,7 @@ impl TraceStore for PostgresStore {
                 .iter()
                 .rev()
                 .filter(|t| seen.insert(t.request_id.as_str()))
-                .map(|t| Ok((t, trace_sql::encode(t)?)))
+                .map(|t| Ok((&**t, trace_sql::encode(t)?)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             if unique.is_empty() {
                 return Ok(());

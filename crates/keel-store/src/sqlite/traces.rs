@@ -56,11 +56,11 @@ const SELECT_TRACE: &str = concat!(
     " FROM traces WHERE request_id = ?1 AND tenant IS ?2"
 );
 
-fn write_traces(conn: &mut Connection, traces: &[TraceRecord]) -> Result<(), StoreError> {
+fn write_traces(conn: &mut Connection, traces: &[Arc<TraceRecord>]) -> Result<(), StoreError> {
     let err = StoreError::sqlite;
     let encoded = traces
         .iter()
-        .map(trace_sql::encode)
+        .map(|t| trace_sql::encode(t))
         .collect::<Result<Vec<_>, _>>()?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -162,7 +162,7 @@ fn list_traces(conn: &Connection, q: &TraceQuery) -> Result<TracePage, StoreErro
 impl TraceStore for SqliteStore {
     fn write_traces_shared(
         &self,
-        traces: Arc<[TraceRecord]>,
+        traces: Arc<[Arc<TraceRecord>]>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             if traces.is_empty() {

@@ -36,7 +36,7 @@ pub(crate) fn options(
 type Behaviour = Box<dyn Fn(usize, &[RequestRecord]) -> Result<(), StoreError> + Send + Sync>;
 /// The same for trace writes.
 pub(crate) type TraceBehaviour =
-    Box<dyn Fn(&[TraceRecord]) -> Result<(), StoreError> + Send + Sync>;
+    Box<dyn Fn(&[Arc<TraceRecord>]) -> Result<(), StoreError> + Send + Sync>;
 
 /// Wraps a store; `behaviour` decides per call whether to fail, `gate` (if closed) holds writes
 /// (of records and traces alike).
@@ -125,7 +125,7 @@ impl RequestLogStore for TestStore {
 impl TraceStore for TestStore {
     fn write_traces_shared(
         &self,
-        traces: Arc<[TraceRecord]>,
+        traces: Arc<[Arc<TraceRecord>]>,
     ) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             self.entered.notify_one();
