@@ -108,6 +108,30 @@ pub(crate) struct ScalarSeries {
     window_counts: Vec<u64>,
     /// Bin counts of the latest `min_samples` values of `window`.
     recent_counts: Vec<u64>,
+    /// The last evaluation of each span, reused while the span's counts and size are unchanged
+    /// (a value that lands in the bin of the value it pushes out changes nothing): the same
+    /// inputs, so the same result, without the logarithms.
+    last_window: Option<(f64, Evaluation)>,
+    last_recent: Option<(f64, Evaluation)>,
+}
+
+/// `last` when `same` (nothing it was computed from changed) and it was made for `configured`,
+/// else a new evaluation, kept in `last`.
+fn reuse(
+    last: &mut Option<(f64, Evaluation)>,
+    same: bool,
+    configured: f64,
+    evaluate: impl FnOnce() -> Evaluation,
+) -> Evaluation {
+    if same
+        && let Some((made_for, e)) = last
+        && *made_for == configured
+    {
+        return e.clone();
+    }
+    let e = evaluate();
+    *last = Some((configured, e.clone()));
+    e
 }
 
 fn bump(counts: &mut [u64], bin: usize, up: bool) {
@@ -124,6 +148,8 @@ impl ScalarSeries {
             window: VecDeque::new(),
             window_counts: Vec::new(),
             recent_counts: Vec::new(),
+            last_window: None,
+            last_recent: None,
         }
     }
 
@@ -152,41 +178,42 @@ impl ScalarSeries {
         };
         // With window == min_samples the recent span is the window: it is not tracked.
         let track_recent = sizes.min_samples < sizes.window;
+        let bin = stats::bin_of(&base.cuts, v);
+        let mut window_same = false;
         if self.window.len() >= sizes.window
             && let Some(old) = self.window.pop_front()
         {
-            bump(
-                &mut self.window_counts,
-                stats::bin_of(&base.cuts, old),
-                false,
-            );
+            let old = stats::bin_of(&base.cuts, old);
+            bump(&mut self.window_counts, old, false);
+            window_same = old == bin;
         }
         self.window.push_back(v);
-        let bin = stats::bin_of(&base.cuts, v);
         bump(&mut self.window_counts, bin, true);
+        let mut recent_same = false;
         if track_recent {
             bump(&mut self.recent_counts, bin, true);
             let m = self.window.len();
             if m > sizes.min_samples
                 && let Some(&left) = self.window.get(m - 1 - sizes.min_samples)
             {
-                bump(
-                    &mut self.recent_counts,
-                    stats::bin_of(&base.cuts, left),
-                    false,
-                );
+                let left = stats::bin_of(&base.cuts, left);
+                bump(&mut self.recent_counts, left, false);
+                recent_same = left == bin;
             }
         }
         let m = self.window.len();
         if m < sizes.min_samples {
             return None;
         }
-        let recent = (track_recent && m > sizes.min_samples)
-            .then(|| base.evaluate("recent", &self.recent_counts, sizes.min_samples, configured));
-        Some(Comparison {
-            window: base.evaluate("window", &self.window_counts, m, configured),
-            recent,
-        })
+        let recent = (track_recent && m > sizes.min_samples).then(|| {
+            reuse(&mut self.last_recent, recent_same, configured, || {
+                base.evaluate("recent", &self.recent_counts, sizes.min_samples, configured)
+            })
+        });
+        let window = reuse(&mut self.last_window, window_same, configured, || {
+            base.evaluate("window", &self.window_counts, m, configured)
+        });
+        Some(Comparison { window, recent })
     }
 
     /// What an alert says beyond the statistic.
@@ -330,6 +357,30 @@ mod tests {
         assert_eq!(e.recent.map(|r| (r.span, r.window_n)), Some(("recent", 2)));
         assert_eq!(s.window_counts, vec![0, 1, 1, 1]);
         assert_eq!(s.recent_counts, vec![0, 0, 1, 1]);
+    }
+
+    #[test]
+    fn reused_evaluations_equal_fresh_ones() {
+        let sizes = Sizes {
+            baseline: 40,
+            window: 30,
+            min_samples: 10,
+        };
+        // Few distinct values, so the value pushed out often shares the new value's bin.
+        let value = |i: u64| ((i * 7919) % 13 / 4) as f64;
+        let (mut cached, mut fresh) = (ScalarSeries::new(), ScalarSeries::new());
+        let mut reused = 0;
+        for i in 0..400 {
+            let before = cached.last_window.clone();
+            fresh.last_window = None;
+            fresh.last_recent = None;
+            let got = cached.push(value(i), sizes, 0.25);
+            assert_eq!(got, fresh.push(value(i), sizes, 0.25), "value {i}");
+            if before.is_some() && before == cached.last_window {
+                reused += 1;
+            }
+        }
+        assert!(reused > 20, "only {reused} reuses");
     }
 
     #[test]
