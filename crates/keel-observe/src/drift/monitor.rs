@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::webhook::{self, Signer, WebhookSender};
-use super::{AlertSink, DriftError, DriftSample, DriftSettings, DriftState, EmbedFn, Outcome};
+use super::{AlertSink, DriftAlert, DriftError, DriftSample, DriftSettings, DriftState, EmbedFn};
 
 /// Samples waiting for the monitor task.
 const QUEUE: usize = 4_096;
@@ -33,6 +33,7 @@ const PAUSE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    pub samples: AtomicU64,
     pub dropped: AtomicU64,
     pub routes_ignored: AtomicU64,
     pub alerts: AtomicU64,
@@ -44,6 +45,8 @@ pub(crate) struct Counters {
 /// A snapshot of the monitor's counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DriftStats {
+    /// Samples the monitor has taken in (compared, or kept for a baseline).
+    pub samples: u64,
     /// Samples dropped because the queue was full or the monitor had stopped.
     pub dropped: u64,
     /// Samples ignored because `MAX_ROUTES` routes were already tracked.
@@ -227,6 +230,7 @@ impl DriftMonitor {
         let c = &self.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         DriftStats {
+            samples: get(&c.samples),
             dropped: get(&c.dropped),
             routes_ignored: get(&c.routes_ignored),
             alerts: get(&c.alerts),
@@ -234,6 +238,14 @@ impl DriftMonitor {
             webhook_delivered: get(&c.webhook_delivered),
             webhook_failed: get(&c.webhook_failed),
         }
+    }
+}
+
+/// The route of a sample (only samples carry statistics).
+fn route_of(msg: &Msg) -> &str {
+    match msg {
+        Msg::Sample(s) => &s.route,
+        Msg::Reset(_) => "",
     }
 }
 
@@ -299,15 +311,33 @@ impl Worker {
                 _ = cancel.cancelled() => return,
                 e = self.embed_batch(&mut batch) => e,
             };
-            for (msg, (p, r)) in batch.drain(..).zip(embeddings) {
+            // A statistic is a gauge: only a batch's last value per (route, signal) is sent.
+            let mut latest: Vec<(usize, &'static str, f64)> = Vec::new();
+            let mut samples = 0;
+            for (i, (msg, (p, r))) in batch.iter().zip(embeddings).enumerate() {
                 match msg {
                     Msg::Sample(s) => {
-                        let out = self.state.observe(&s, p.as_deref(), r.as_deref());
-                        self.emit(&s.route, out);
+                        samples += 1;
+                        let out = self.state.observe(s, p.as_deref(), r.as_deref());
+                        for st in &out.statistics {
+                            let same = |&&mut (j, signal, _): &&mut (usize, &str, f64)| {
+                                signal == st.signal && route_of(&batch[j]) == s.route
+                            };
+                            match latest.iter_mut().find(same) {
+                                Some(entry) => *entry = (i, st.signal, st.value),
+                                None => latest.push((i, st.signal, st.value)),
+                            }
+                        }
+                        self.alert(&out.alerts);
                     }
                     Msg::Reset(route) => self.state.reset(route.as_deref()),
                 }
             }
+            for (i, signal, value) in latest {
+                self.sink.statistic(route_of(&batch[i]), signal, value);
+            }
+            batch.clear();
+            self.counters.samples.fetch_add(samples, Ordering::Relaxed);
             self.counters
                 .routes_ignored
                 .store(self.state.routes_ignored(), Ordering::Relaxed);
@@ -370,11 +400,8 @@ impl Worker {
         out
     }
 
-    fn emit(&self, route: &str, out: Outcome) {
-        for st in &out.statistics {
-            self.sink.statistic(route, st.signal, st.value);
-        }
-        for a in &out.alerts {
+    fn alert(&self, alerts: &[DriftAlert]) {
+        for a in alerts {
             self.counters.alerts.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 target: "keel::drift",

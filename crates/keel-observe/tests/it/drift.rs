@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -190,14 +191,18 @@ fn a_persistent_shift_alerts_once_per_cooldown() {
 struct TestSink {
     alerts: Mutex<Vec<DriftAlert>>,
     statistics: AtomicUsize,
+    /// The last value of each (route, signal).
+    latest: Mutex<HashMap<(String, String), f64>>,
 }
 
 impl AlertSink for TestSink {
     fn alert(&self, a: &DriftAlert) {
         self.alerts.lock().unwrap().push(a.clone());
     }
-    fn statistic(&self, _: &str, _: &str, _: f64) {
+    fn statistic(&self, route: &str, signal: &str, value: f64) {
         self.statistics.fetch_add(1, Ordering::Relaxed);
+        let key = (route.to_owned(), signal.to_owned());
+        self.latest.lock().unwrap().insert(key, value);
     }
 }
 
@@ -269,10 +274,7 @@ async fn the_monitor_embeds_in_batches_and_alerts_on_an_answer_shift() {
         });
     }
     wait_for("an answer drift alert", || !sink.alerts().is_empty()).await;
-    wait_for("every sample processed", || {
-        sink.statistics.load(Ordering::Relaxed) >= 3 * (250 - 100 - 30)
-    })
-    .await;
+    wait_for("every sample processed", || monitor.stats().samples == 250).await;
     let alerts = sink.alerts();
     assert_eq!(signals(&alerts), vec!["response_embedding"], "{alerts:#?}");
     assert!(alerts[0].at_ms > 130 && alerts[0].at_ms < 250);
@@ -285,6 +287,46 @@ async fn the_monitor_embeds_in_batches_and_alerts_on_an_answer_shift() {
     handle.shutdown().await;
     monitor.observe(DriftSample::default());
     assert_eq!(monitor.dropped(), 1, "a stopped monitor drops and counts");
+}
+
+#[tokio::test]
+async fn statistics_are_sent_once_per_batch_with_the_last_value_of_each_signal() {
+    let tracker = TaskTracker::new();
+    let sink = Arc::new(TestSink::default());
+    let cfg = small(DriftConfig::default());
+    let (monitor, handle) = DriftMonitor::spawn(&cfg, None, sink.clone(), &tracker).unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let samples: Vec<_> = (0..400)
+        .map(|i| {
+            let mut s = sample(&mut rng, i, STABLE);
+            s.route = if i % 3 == 0 { "a" } else { "b" }.into();
+            s
+        })
+        .collect();
+    for s in &samples {
+        monitor.observe(s.clone());
+    }
+    wait_for("every sample processed", || monitor.stats().samples == 400).await;
+
+    // The same samples through the synchronous core: its last statistic of each signal is
+    // what the gauges must show.
+    let mut state = DriftState::new(DriftSettings::from_config(&cfg));
+    let mut want = HashMap::new();
+    let mut compared = 0;
+    for s in &samples {
+        for st in state.observe(s, None, None).statistics {
+            compared += 1;
+            want.insert((s.route.clone(), st.signal.to_owned()), st.value);
+        }
+    }
+    assert_eq!(*sink.latest.lock().unwrap(), want);
+    assert_eq!(want.len(), 2 * 5, "two routes, five scalar signals");
+    let sent = sink.statistics.load(Ordering::Relaxed);
+    assert!(
+        sent < compared / 4,
+        "{sent} statistics sent for {compared} comparisons"
+    );
+    handle.shutdown().await;
 }
 
 #[tokio::test]
