@@ -8,6 +8,7 @@ use keel_config::DriftConfig;
 
 use super::series::{Comparison, EmbeddingSeries, Evaluation, ScalarSeries, Sizes};
 use super::{DriftAlert, DriftSample, MAX_ROUTES, SIGNALS};
+use crate::metrics::FxBuild;
 
 /// The numbers the state works with (from `[observe.drift]`, plus the route cap).
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +96,8 @@ impl Route {
 /// Every route's series. See the module docs of [`super`] for the rules.
 pub struct DriftState {
     settings: DriftSettings,
-    routes: HashMap<String, Route>,
+    /// Route names come from the configuration, so FxHash (see the metrics' series keys).
+    routes: HashMap<String, Route, FxBuild>,
     routes_ignored: u64,
 }
 
@@ -103,7 +105,7 @@ impl DriftState {
     pub fn new(settings: DriftSettings) -> Self {
         Self {
             settings,
-            routes: HashMap::new(),
+            routes: HashMap::default(),
             routes_ignored: 0,
         }
     }

@@ -48,6 +48,8 @@ mod labels;
 mod pull;
 mod text;
 
+pub(crate) use kinds::FxBuild;
+
 use std::fmt;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
