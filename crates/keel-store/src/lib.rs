@@ -25,6 +25,7 @@ pub mod background;
 pub mod error;
 pub mod postgres;
 pub mod record;
+mod spans_json;
 mod sql;
 pub mod sqlite;
 pub mod store;

@@ -2,10 +2,11 @@
 //! column values, the decoding of rows back, and the dynamic `list_traces` query.
 
 use keel_types::trace::{
-    AttrValue, ContentMode, Span, TraceContent, TraceId, TraceQuery, TraceRecord, TraceSummary,
+    ContentMode, Span, TraceContent, TraceId, TraceQuery, TraceRecord, TraceSummary,
 };
 
 use crate::record::{status_from_db, tokens_from_db};
+use crate::spans_json::spans_json;
 use crate::{MAX_TRACE_PAGE, StoreError, TracePage};
 
 /// Columns of `traces` that make up a [`TraceSummary`], in the order [`SummaryRow`] is decoded
@@ -133,43 +134,15 @@ pub(crate) struct Encoded {
 }
 
 pub(crate) fn encode(t: &TraceRecord) -> Result<Encoded, StoreError> {
-    let non_finite = |v: &AttrValue| matches!(v, AttrValue::Float(f) if !f.is_finite());
-    let spans = if t
-        .spans
-        .iter()
-        .flat_map(|s| &s.attributes)
-        .any(|(_, v)| non_finite(v))
-    {
-        // JSON has no NaN/∞ (serde_json would write `null`, which reads back as no variant).
-        let mut spans = t.spans.clone();
-        for (_, v) in spans.iter_mut().flat_map(|s| &mut s.attributes) {
-            if let AttrValue::Float(f) = *v
-                && !f.is_finite()
-            {
-                *v = AttrValue::Str(non_finite_name(f).to_owned());
-            }
-        }
-        serde_json::to_string(&spans)
-    } else {
-        serde_json::to_string(&t.spans)
-    };
     Ok(Encoded {
         trace_id: t.trace_id.to_string(),
         content_mode: content_mode_to_db(t.content_mode),
-        spans_json: spans.map_err(|e| StoreError::encode(&t.request_id, format!("spans: {e}")))?,
+        // JSON has no NaN/∞ (serde_json would write `null`, which reads back as no variant):
+        // `spans_json` writes non-finite floats as strings.
+        spans_json: spans_json(&t.spans),
         content_json: serde_json::to_string(&t.content)
             .map_err(|e| StoreError::encode(&t.request_id, format!("content: {e}")))?,
     })
-}
-
-fn non_finite_name(f: f64) -> &'static str {
-    if f.is_nan() {
-        "NaN"
-    } else if f > 0.0 {
-        "inf"
-    } else {
-        "-inf"
-    }
 }
 
 pub(crate) fn content_mode_to_db(mode: ContentMode) -> &'static str {
