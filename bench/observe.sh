@@ -13,17 +13,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 export AB_NAME=observe AB_TITLE="Observability on vs off" A_NAME=keel-off B_NAME=keel-on
 export P99_TARGET_US=100 LOSS_TARGET_PCT=5
-export A_TOML='[observe]
-store_traces = false
-metrics = false
-[observe.drift]
-enabled = false'
-export B_TOML='[observe]
-store_traces = true
-metrics = true
-content = "redacted"
-[observe.otlp]
-endpoint = "http://127.0.0.1:@MOCK_PORT@/v1/traces"
-[observe.drift]
-enabled = true'
+# shellcheck source=bench/observe_configs.sh
+source "$HERE/observe_configs.sh"
+export A_TOML="$OBSERVE_OFF_TOML" B_TOML="$OBSERVE_ON_TOML"
 exec "$HERE/ab.sh"

@@ -54,24 +54,14 @@ MOCK_PORT=$(free_port)
 "$BIN/keel-mock-upstream" --listen "127.0.0.1:$MOCK_PORT" >"$RUN/mock.log" 2>&1 &
 PIDS+=($!)
 
-ON='[observe]
-store_traces = true
-metrics = true
-content = "redacted"
-[observe.otlp]
-endpoint = "http://127.0.0.1:@MOCK_PORT@/v1/traces"
-[observe.drift]
-enabled = true'
+# shellcheck source=bench/observe_configs.sh
+source "$HERE/observe_configs.sh"
 declare -A EXTRA=(
-    [off]='[observe]
-store_traces = false
-metrics = false
-[observe.drift]
-enabled = false'
-    [on]="$ON
+    [off]="$OBSERVE_OFF_TOML"
+    [on]="$OBSERVE_ON_TOML
 [observe.sampling]
 rate = 0.0"
-    [on-all]="$ON
+    [on-all]="$OBSERVE_ON_TOML
 [observe.sampling]
 max_per_second = 1000000.0"
 )
