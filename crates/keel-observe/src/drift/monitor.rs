@@ -3,6 +3,7 @@
 //! embeds the picked ones in a single call, feeds the state and emits alerts (log event, sink,
 //! webhook).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::webhook::{self, Signer, WebhookSender};
 use super::{AlertSink, DriftAlert, DriftError, DriftSample, DriftSettings, DriftState, EmbedFn};
+use crate::metrics::FxBuild;
 
 /// Samples waiting for the monitor task.
 const QUEUE: usize = 4_096;
@@ -241,14 +243,6 @@ impl DriftMonitor {
     }
 }
 
-/// The route of a sample (only samples carry statistics).
-fn route_of(msg: &Msg) -> &str {
-    match msg {
-        Msg::Sample(s) => &s.route,
-        Msg::Reset(_) => "",
-    }
-}
-
 impl DriftHandle {
     fn idle() -> Self {
         Self {
@@ -312,29 +306,23 @@ impl Worker {
                 e = self.embed_batch(&mut batch) => e,
             };
             // A statistic is a gauge: only a batch's last value per (route, signal) is sent.
-            let mut latest: Vec<(usize, &'static str, f64)> = Vec::new();
+            let mut latest: HashMap<(&str, &'static str), f64, FxBuild> = HashMap::default();
             let mut samples = 0;
-            for (i, (msg, (p, r))) in batch.iter().zip(embeddings).enumerate() {
+            for (msg, (p, r)) in batch.iter().zip(embeddings) {
                 match msg {
                     Msg::Sample(s) => {
                         samples += 1;
                         let out = self.state.observe(s, p.as_deref(), r.as_deref());
                         for st in &out.statistics {
-                            let same = |&&mut (j, signal, _): &&mut (usize, &str, f64)| {
-                                signal == st.signal && route_of(&batch[j]) == s.route
-                            };
-                            match latest.iter_mut().find(same) {
-                                Some(entry) => *entry = (i, st.signal, st.value),
-                                None => latest.push((i, st.signal, st.value)),
-                            }
+                            latest.insert((&s.route, st.signal), st.value);
                         }
                         self.alert(&out.alerts);
                     }
                     Msg::Reset(route) => self.state.reset(route.as_deref()),
                 }
             }
-            for (i, signal, value) in latest {
-                self.sink.statistic(route_of(&batch[i]), signal, value);
+            for ((route, signal), value) in latest {
+                self.sink.statistic(route, signal, value);
             }
             batch.clear();
             self.counters.samples.fetch_add(samples, Ordering::Relaxed);
