@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::webhook::{self, Signer, WebhookSender};
-use super::{AlertSink, DriftAlert, DriftError, DriftSample, DriftSettings, DriftState, EmbedFn};
+use super::{
+    AlertSink, DriftAlert, DriftError, DriftSample, DriftSettings, DriftState, EmbedFn, SIGNALS,
+};
 use crate::metrics::FxBuild;
 
 /// Samples waiting for the monitor task.
@@ -306,23 +308,33 @@ impl Worker {
                 e = self.embed_batch(&mut batch) => e,
             };
             // A statistic is a gauge: only a batch's last value per (route, signal) is sent.
-            let mut latest: HashMap<(&str, &'static str), f64, FxBuild> = HashMap::default();
+            let mut latest: HashMap<&str, [Option<f64>; SIGNALS.len()], FxBuild> =
+                HashMap::default();
             let mut samples = 0;
             for (msg, (p, r)) in batch.iter().zip(embeddings) {
                 match msg {
                     Msg::Sample(s) => {
                         samples += 1;
                         let out = self.state.observe(s, p.as_deref(), r.as_deref());
-                        for st in &out.statistics {
-                            latest.insert((&s.route, st.signal), st.value);
+                        if !out.statistics.is_empty() {
+                            let slots = latest.entry(&s.route).or_default();
+                            for st in &out.statistics {
+                                if let Some(k) = SIGNALS.iter().position(|&x| x == st.signal) {
+                                    slots[k] = Some(st.value);
+                                }
+                            }
                         }
                         self.alert(&out.alerts);
                     }
                     Msg::Reset(route) => self.state.reset(route.as_deref()),
                 }
             }
-            for ((route, signal), value) in latest {
-                self.sink.statistic(route, signal, value);
+            for (route, slots) in latest {
+                for (signal, value) in SIGNALS.into_iter().zip(slots) {
+                    if let Some(value) = value {
+                        self.sink.statistic(route, signal, value);
+                    }
+                }
             }
             batch.clear();
             self.counters.samples.fetch_add(samples, Ordering::Relaxed);
