@@ -4,7 +4,7 @@
 //! that), so it reads back with serde like any other row; only the way there is cheaper. With
 //! serde every string goes through the escaper a byte at a time and every field through the
 //! generic serializer, which made this the largest single cost of keeping a trace. Here ids are
-//! written as hex, numbers with `itoa`, and a string is copied whole unless it holds a byte JSON
+//! written as hex (`SpanId::hex`), numbers with `itoa`, and a string is copied whole unless it holds a byte JSON
 //! must escape, in which case serde_json writes that one string. Floats go through serde_json.
 //!
 //! Non-finite floats are written as the strings `"NaN"`, `"inf"` and `"-inf"` (JSON has no
@@ -27,11 +27,12 @@ pub(crate) fn spans_json(spans: &[Span]) -> String {
 }
 
 fn write_span(out: &mut String, s: &Span) {
+    let mut hex = [0; 16];
     out.push_str("{\"span_id\":\"");
-    push_hex(out, &s.span_id.0);
+    out.push_str(s.span_id.hex(&mut hex));
     if let Some(parent) = s.parent_span_id {
         out.push_str("\",\"parent_span_id\":\"");
-        push_hex(out, &parent.0);
+        out.push_str(parent.hex(&mut hex));
     }
     out.push_str("\",\"name\":");
     push_str(out, &s.name);
@@ -98,14 +99,6 @@ fn push_str(out: &mut String, s: &str) {
         out.push('"');
         out.push_str(s);
         out.push('"');
-    }
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
 }
 

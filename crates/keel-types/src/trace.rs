@@ -69,6 +69,10 @@ macro_rules! hex_id {
             pub fn parse(s: &str) -> Option<Self> {
                 parse_hex::<$n>(s).map(Self)
             }
+            /// The lower-case hex of the id, written into `buf` (no allocation).
+            pub fn hex<'a>(&self, buf: &'a mut [u8; $n * 2]) -> &'a str {
+                hex(&self.0, buf)
+            }
         }
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
