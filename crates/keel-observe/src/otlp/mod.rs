@@ -24,8 +24,9 @@
 mod encode;
 pub mod proto;
 mod task;
+mod wire;
 
-pub use encode::{KEEL_VERSION, SCOPE_NAME, content_attributes, export_request, otlp_span};
+pub use encode::{KEEL_VERSION, SCOPE_NAME, SpanRef, content_attributes, export_request};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -214,21 +214,27 @@ impl ExportTask {
     async fn send(&self, batch: Vec<Run>) -> Outcome {
         let service_name = self.p.service_name.clone();
         let encoded = self.p.encoder.run(move |()| {
-            let spans = batch.iter().flat_map(|run| {
-                let Queued {
-                    trace,
-                    span_content,
-                } = &run.item;
-                run.spans.clone().map(move |i| {
-                    let mut span = encode::otlp_span(trace.trace_id, &trace.spans[i]);
-                    if i == 0 && *span_content {
-                        span.attributes.extend(encode::content_attributes(trace));
+            // The content strings of the root spans in this batch, made first so that the
+            // spans can borrow them.
+            let content: Vec<_> = batch
+                .iter()
+                .map(|run| {
+                    if run.item.span_content && run.spans.contains(&0) {
+                        encode::content_attributes(&run.item.trace)
+                    } else {
+                        Vec::new()
                     }
-                    span
+                })
+                .collect();
+            let spans = batch.iter().zip(&content).flat_map(|(run, content)| {
+                let trace = &run.item.trace;
+                run.spans.clone().map(move |i| encode::SpanRef {
+                    trace_id: trace.trace_id,
+                    span: &trace.spans[i],
+                    extra: if i == 0 { content.as_slice() } else { &[] },
                 })
             });
-            let request = encode::export_request(&service_name, spans);
-            prost::bytes::Bytes::from(request.encode_to_vec())
+            prost::bytes::Bytes::from(encode::export_request(&service_name, spans))
         });
         let body = tokio::select! {
             biased;
