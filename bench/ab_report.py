@@ -1,6 +1,12 @@
 """The report of bench/ab.sh: per-round throughput and latency of keel A and keel B, medians,
 and the paired B-minus-A deltas (each round ran both back to back, so the median of the
-per-round differences cancels machine drift better than the difference of the medians)."""
+per-round differences cancels machine drift better than the difference of the medians).
+
+The first argument may name several run directories joined by ':' (each with `rounds` rounds
+of the same two keels): their rounds are pooled, so that the intervals cover the host's
+slower phases between runs too. Without ab.sh:
+  python3 bench/ab_report.py DIR1:DIR2 30 2000 "<machine>" "-" "-" keel-off keel-on "<title>" 100 5
+"""
 
 import json
 import math
@@ -8,12 +14,13 @@ import statistics
 import sys
 
 run, rounds, rate, machine, load_before, load_after = sys.argv[1:7]
+runs = run.split(":")
 rounds = int(rounds)
 A, B, title, p99_target, loss_target = sys.argv[7:12]
 steps = (f"r{rate}", "sat")
 
 
-def load(target, step, r):
+def load(run, target, step, r):
     o = json.load(open(f"{run}/{target}-{step}-{r}.json"))
     lat = o.get("latencyPercentilesSuccessful") or o["latencyPercentiles"]
     codes = o.get("statusCodeDistribution") or {}
@@ -32,10 +39,14 @@ def load(target, step, r):
     }
 
 
-pairs = {s: [(load(A, s, r), load(B, s, r)) for r in range(1, rounds + 1)] for s in steps}
-print(f"### {title} ({run.rsplit('/', 1)[-1]})\n")
+pairs = {s: [(load(d, A, s, r), load(d, B, s, r)) for d in runs for r in range(1, rounds + 1)]
+         for s in steps}
+names = " + ".join(d.rstrip("/").rsplit("/", 1)[-1] for d in runs)
+print(f"### {title} ({names})\n")
 print(f"Machine: {machine}. Load average before/after: {load_before} / {load_after}. "
-      f"{rounds} rounds, order alternating.\n")
+      f"{rounds} rounds{f' in each of {len(runs)} runs, pooled' if len(runs) > 1 else ''}, "
+      "order alternating.\n")
+rounds *= len(runs)
 print(f"| step | round | {A} rps | {B} rps | {A} p50 / p99 ms | {B} p50 / p99 ms | {B} ok % "
       f"| {A} / {B} CPU µs per request |")
 print("|---|---|---|---|---|---|---|---|")
