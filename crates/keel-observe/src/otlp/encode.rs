@@ -10,7 +10,7 @@
 
 use keel_types::trace::{AttrValue, Span, SpanKind, TraceId, TraceRecord};
 
-use super::wire::{self, bytes_field_len, len_field_len};
+use super::wire::{self, bytes_field_len, fixed64_field_len, len_field_len, varint_field_len};
 use crate::spans::attr;
 
 /// Instrumentation scope name (and `telemetry.sdk.name`) of every exported span.
@@ -89,7 +89,6 @@ pub fn content_attributes(trace: &TraceRecord) -> Vec<(&'static str, String)> {
 fn write_span(buf: &mut Vec<u8>, s: &SpanRef<'_>) {
     let span = s.span;
     let kind = span_kind(span.kind);
-    let status_len = span.error.as_ref().map(|m| status_len(m));
     let mut len = bytes_field_len(s.trace_id.0.len())
         + bytes_field_len(span.span_id.0.len())
         + span
@@ -99,9 +98,12 @@ fn write_span(buf: &mut Vec<u8>, s: &SpanRef<'_>) {
         + varint_field_len(kind)
         + fixed64_field_len(span.start_unix_nanos)
         + fixed64_field_len(span.end_unix_nanos)
-        + status_len.map_or(0, len_field_len);
+        + span
+            .error
+            .as_ref()
+            .map_or(0, |m| len_field_len(status_len(m)));
     for (k, v) in &span.attributes {
-        len += len_field_len(bytes_field_len(k.len()) + len_field_len(any_value_len(v)));
+        len += len_field_len(attr_kv_len(k, v));
     }
     for (k, v) in s.extra {
         len += len_field_len(string_kv_len(k, v));
@@ -120,18 +122,17 @@ fn write_span(buf: &mut Vec<u8>, s: &SpanRef<'_>) {
     wire::fixed64(buf, 8, span.end_unix_nanos);
     for (k, v) in &span.attributes {
         // Span.attributes = 9: KeyValue { key = 1, value = 2 }
-        let value_len = any_value_len(v);
-        wire::len_prefix(buf, 9, bytes_field_len(k.len()) + len_field_len(value_len));
+        wire::len_prefix(buf, 9, attr_kv_len(k, v));
         wire::bytes(buf, 1, k.as_bytes());
-        wire::len_prefix(buf, 2, value_len);
+        wire::len_prefix(buf, 2, any_value_len(v));
         write_any_value(buf, v);
     }
     for (k, v) in s.extra {
         write_string_kv(buf, 9, k, v);
     }
-    if let (Some(message), Some(status_len)) = (&span.error, status_len) {
+    if let Some(message) = &span.error {
         // Span.status = 15: Status { message = 2, code = 3 (ERROR = 2) }
-        wire::len_prefix(buf, 15, status_len);
+        wire::len_prefix(buf, 15, status_len(message));
         wire::bytes(buf, 2, message.as_bytes());
         wire::varint_field(buf, 3, STATUS_ERROR);
     }
@@ -151,14 +152,6 @@ fn span_kind(kind: SpanKind) -> u64 {
         SpanKind::Server => 2,
         SpanKind::Client => 3,
     }
-}
-
-fn varint_field_len(v: u64) -> usize {
-    if v == 0 { 0 } else { 1 + wire::varint_len(v) }
-}
-
-fn fixed64_field_len(v: u64) -> usize {
-    if v == 0 { 0 } else { 9 }
 }
 
 /// The length of an `AnyValue` holding `v` (its oneof member is written even when default).
@@ -197,6 +190,11 @@ fn write_any_value(buf: &mut Vec<u8>, v: &AttrValue) {
             }
         }
     }
+}
+
+/// The length of a `KeyValue` holding an attribute.
+fn attr_kv_len(key: &str, value: &AttrValue) -> usize {
+    bytes_field_len(key.len()) + len_field_len(any_value_len(value))
 }
 
 /// The length of a `KeyValue` whose value is a string `AnyValue`.

@@ -27,6 +27,16 @@ pub const fn bytes_field_len(len: usize) -> usize {
     if len == 0 { 0 } else { len_field_len(len) }
 }
 
+/// Bytes taken by a varint field, nothing when it is zero.
+pub const fn varint_field_len(v: u64) -> usize {
+    if v == 0 { 0 } else { 1 + varint_len(v) }
+}
+
+/// Bytes taken by a `fixed64` field, nothing when it is zero.
+pub const fn fixed64_field_len(v: u64) -> usize {
+    if v == 0 { 0 } else { 9 }
+}
+
 pub fn varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
