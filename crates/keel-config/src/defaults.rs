@@ -71,6 +71,10 @@ pub fn log_batch_size() -> usize {
 pub fn log_flush_interval() -> Duration {
     Duration::from_millis(200)
 }
+/// Request-log retention: 30 days.
+pub fn request_retention() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
 pub fn postgres_url_env() -> String {
     "KEEL_POSTGRES_URL".into()
 }

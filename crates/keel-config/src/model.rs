@@ -98,6 +98,9 @@ pub enum StoreConfig {
     Sqlite {
         #[serde(default = "defaults::sqlite_path")]
         path: PathBuf,
+        /// Request-log records older than this are deleted (checked every minute).
+        #[serde(default = "defaults::request_retention", with = "humantime_serde")]
+        request_retention: Duration,
         #[serde(default, flatten)]
         writer: WriterConfig,
     },
@@ -108,6 +111,9 @@ pub enum StoreConfig {
         /// Schema for keel's tables; created if missing.
         #[serde(default = "defaults::postgres_schema")]
         schema: String,
+        /// Request-log records older than this are deleted (checked every minute).
+        #[serde(default = "defaults::request_retention", with = "humantime_serde")]
+        request_retention: Duration,
         #[serde(default, flatten)]
         writer: WriterConfig,
     },
@@ -117,6 +123,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self::Sqlite {
             path: defaults::sqlite_path(),
+            request_retention: defaults::request_retention(),
             writer: WriterConfig::default(),
         }
     }
@@ -126,6 +133,18 @@ impl StoreConfig {
     pub fn writer(&self) -> &WriterConfig {
         match self {
             Self::Sqlite { writer, .. } | Self::Postgres { writer, .. } => writer,
+        }
+    }
+
+    /// How long request-log records are kept.
+    pub fn request_retention(&self) -> Duration {
+        match self {
+            Self::Sqlite {
+                request_retention, ..
+            }
+            | Self::Postgres {
+                request_retention, ..
+            } => *request_retention,
         }
     }
 }

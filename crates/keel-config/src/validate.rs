@@ -1,6 +1,8 @@
 //! Pure validation of a parsed config: cross references and value ranges. Nothing here reads
 //! the environment or the disk, so `keel config validate` means the same on every machine.
 
+use std::time::Duration;
+
 use crate::load::ConfigError;
 use crate::model::{Capability, KeelConfig, ProviderConfig};
 
@@ -36,6 +38,12 @@ pub fn validate(config: &KeelConfig) -> Result<(), Vec<ConfigError>> {
             "batch_size and queue_capacity must be greater than 0".into(),
         );
     }
+
+    check_retention(
+        "store.request_retention",
+        config.store.request_retention(),
+        &mut err,
+    );
 
     let mut seen_ids = std::collections::BTreeSet::new();
     for (i, key) in config.auth.keys.iter().enumerate() {
@@ -235,8 +243,22 @@ fn is_http_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
+/// Retention is applied once a minute, so anything shorter would not mean what it says.
+fn check_retention(path: &str, retention: Duration, err: &mut impl FnMut(String, String)) {
+    if retention < Duration::from_secs(60) {
+        err(
+            path.into(),
+            format!(
+                "must be at least 1m (old rows are deleted once a minute), got {}",
+                humantime_serde::re::humantime::format_duration(retention)
+            ),
+        );
+    }
+}
+
 fn validate_observe(config: &KeelConfig, err: &mut impl FnMut(String, String)) {
     let o = &config.observe;
+    check_retention("observe.trace_retention", o.trace_retention, err);
     if let Some(otlp) = &o.otlp {
         if !is_http_url(&otlp.endpoint) {
             err(
@@ -379,6 +401,30 @@ upstream = "gpt-a"
         assert!(
             e[0].starts_with("observe.tenants.acme.content: unknown variant `everything`"),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn retentions_are_at_least_a_minute() {
+        assert_eq!(
+            errors("[store]\nkind = \"sqlite\"\nrequest_retention = \"30s\"\n[observe]\ntrace_retention = \"0s\"\n"),
+            vec![
+                "store.request_retention: must be at least 1m (old rows are deleted once a minute), got 30s".to_string(),
+                "observe.trace_retention: must be at least 1m (old rows are deleted once a minute), got 0s".to_string(),
+            ]
+        );
+        let ok = load_str(&format!(
+            "{BASE}[store]\nkind = \"postgres\"\nrequest_retention = \"90d\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            ok.store.request_retention(),
+            std::time::Duration::from_secs(90 * 24 * 3600)
+        );
+        let default = load_str(BASE).expect("valid");
+        assert_eq!(
+            default.store.request_retention(),
+            std::time::Duration::from_secs(30 * 24 * 3600)
         );
     }
 

@@ -34,6 +34,7 @@ pub mod observer;
 pub mod pipeline;
 pub mod record;
 pub mod recover;
+pub mod retention;
 pub mod retrieve;
 pub mod routing;
 pub mod runtime;

@@ -1,8 +1,8 @@
 //! `Runtime`: everything a running keel needs, built from a validated config: the store and
 //! its writer (request log and traces), the providers (local models loading in the
-//! background), the catalog, the observability sinks (metrics, OTLP exporter, drift monitor,
-//! trace retention) and the pipeline. The server and `keel ask` both start one, so both run
-//! the same path.
+//! background), the catalog, the observability sinks (metrics, OTLP exporter, drift monitor),
+//! retention (`retention.rs`) and the pipeline. The server and `keel ask` both start one, so
+//! both run the same path.
 
 use crate::observer::Sinks;
 use crate::{Catalog, Observer, Pipeline};
@@ -75,18 +75,19 @@ impl Runtime {
         let (observer, otlp_handle, drift_handle) = start_observe(config, &catalog, log, &tracker)?;
         let o = &config.observe;
         let stop_retention = CancellationToken::new();
-        let traces: Option<Arc<dyn TraceStore>> = if o.store_traces {
+        crate::retention::spawn(
+            &tracker,
+            store.clone(),
+            crate::retention::Retention {
+                requests: config.store.request_retention(),
+                traces: o.store_traces.then_some(o.trace_retention),
+            },
+            stop_retention.clone(),
+        );
+        let traces = o.store_traces.then(|| {
             let t: Arc<dyn TraceStore> = store.clone();
-            spawn_retention(
-                &tracker,
-                t.clone(),
-                o.trace_retention,
-                stop_retention.clone(),
-            );
-            Some(t)
-        } else {
-            None
-        };
+            t
+        });
         let library = Arc::new(crate::collections::library(config, &catalog));
         let guarding =
             crate::guard::Guarding::from_config(config, &catalog).map_err(StartError::Guard)?;
@@ -239,33 +240,6 @@ pub(crate) fn embed_fn(catalog: &Catalog, name: &str) -> Result<EmbedFn, StartEr
                 .collect()
         })
     }))
-}
-
-/// Deletes traces older than `retention`, once a minute (and once at start).
-fn spawn_retention(
-    tracker: &TaskTracker,
-    store: Arc<dyn TraceStore>,
-    retention: Duration,
-    stop: CancellationToken,
-) {
-    tracker.spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            let cutoff = now_ms - retention.as_millis() as i64;
-            match store.purge_traces_before(cutoff).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "trace retention: deleted old traces"),
-                Err(e) => tracing::warn!(error = %e, "trace retention failed"),
-            }
-        }
-    });
 }
 
 async fn open_store(config: &StoreConfig) -> Result<Arc<dyn Store>, StartError> {

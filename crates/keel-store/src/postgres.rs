@@ -83,6 +83,10 @@ const INSERT_ATTEMPTS: &str = concat!(
     ") SELECT * FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::text[], $5::text[], \
      $6::int4[], $7::float8[], $8::text[])"
 );
+/// The oldest records before a cutoff, at most a limit of them (`request_log_started` finds
+/// them); their attempts go by `ON DELETE CASCADE`.
+const PURGE_REQUESTS: &str = "DELETE FROM request_log WHERE id IN (SELECT id FROM request_log \
+    WHERE started_at_ms < $1 ORDER BY started_at_ms LIMIT $2)";
 const SELECT_ONE: &str = concat!(
     "SELECT ",
     request_columns!(),
@@ -665,6 +669,15 @@ impl RequestLogStore for PostgresStore {
                     .try_get(0)
             })?;
             Ok(u64::try_from(n).unwrap_or(0))
+        })
+    }
+
+    fn purge_before(&self, cutoff_ms: i64, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let limit = i64::from(limit);
+        Box::pin(async move {
+            with_connection!(self, "purge requests", |conn| conn
+                .client
+                .execute(PURGE_REQUESTS, &[&cutoff_ms, &limit]))
         })
     }
 }

@@ -75,6 +75,10 @@ const INSERT_ATTEMPT: &str = concat!(
     attempt_columns!(),
     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 );
+/// The oldest records before a cutoff, at most a limit of them (`request_log_started` finds
+/// them); their attempts go by `ON DELETE CASCADE`.
+const PURGE_REQUESTS: &str = "DELETE FROM request_log WHERE id IN (SELECT id FROM request_log \
+    WHERE started_at_ms < ?1 ORDER BY started_at_ms LIMIT ?2)";
 const SELECT_ONE: &str = concat!(
     "SELECT ",
     request_columns!(),
@@ -402,6 +406,16 @@ impl RequestLogStore for SqliteStore {
                 .query_row("SELECT COUNT(*) FROM request_log", [], |row| row.get(0))
                 .map_err(StoreError::sqlite("count"))?;
             Ok(u64::try_from(n).unwrap_or(0))
+        }))
+    }
+
+    fn purge_before(&self, cutoff_ms: i64, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.call(move |conn| {
+            let n = conn
+                .prepare_cached(PURGE_REQUESTS)
+                .and_then(|mut stmt| stmt.execute(params![cutoff_ms, limit]))
+                .map_err(StoreError::sqlite("purge requests"))?;
+            Ok(n as u64)
         }))
     }
 }

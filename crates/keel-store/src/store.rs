@@ -44,4 +44,10 @@ pub trait RequestLogStore: Send + Sync {
 
     /// Number of stored records.
     fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Deletes the oldest records that started before `cutoff_ms`, at most `limit` of them,
+    /// with their attempts; returns how many records went. Bounded so that retention over a
+    /// large backlog is many short transactions between the writer's batches, never one that
+    /// holds the database for minutes: callers repeat while a call deletes `limit`.
+    fn purge_before(&self, cutoff_ms: i64, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>>;
 }

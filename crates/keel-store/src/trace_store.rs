@@ -62,8 +62,15 @@ pub trait TraceStore: Send + Sync {
     fn list_traces<'a>(&'a self, q: &'a TraceQuery)
     -> BoxFuture<'a, Result<TracePage, StoreError>>;
 
-    /// Deletes every trace with `started_at_ms < cutoff_ms`; returns how many went.
-    fn purge_traces_before(&self, cutoff_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>>;
+    /// Deletes the oldest traces with `started_at_ms < cutoff_ms`, at most `limit` of them;
+    /// returns how many went (bounded like [`RequestLogStore::purge_before`]).
+    ///
+    /// [`RequestLogStore::purge_before`]: crate::RequestLogStore::purge_before
+    fn purge_traces_before(
+        &self,
+        cutoff_ms: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<u64, StoreError>>;
 
     /// Number of stored traces (all tenants).
     fn count_traces(&self) -> BoxFuture<'_, Result<u64, StoreError>>;

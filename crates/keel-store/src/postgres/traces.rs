@@ -43,6 +43,10 @@ pub(super) const MIGRATION: &str = r#"CREATE TABLE traces (
     CREATE INDEX traces_tenant_started ON traces (tenant, started_at_ms DESC, request_id DESC);
     CREATE INDEX traces_started ON traces (started_at_ms);"#;
 
+/// The oldest traces before a cutoff, at most a limit of them (`traces_started` finds them).
+const PURGE_TRACES: &str = "DELETE FROM traces WHERE request_id IN (SELECT request_id FROM traces \
+    WHERE started_at_ms < $1 ORDER BY started_at_ms LIMIT $2)";
+
 const UPSERT_TRACES: &str = concat!(
     "INSERT INTO traces (",
     trace_summary_columns!(),
@@ -265,11 +269,16 @@ impl TraceStore for PostgresStore {
         })
     }
 
-    fn purge_traces_before(&self, cutoff_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn purge_traces_before(
+        &self,
+        cutoff_ms: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let limit = i64::from(limit);
         Box::pin(async move {
             with_connection!(self, "purge traces", |conn| conn
                 .client
-                .execute("DELETE FROM traces WHERE started_at_ms < $1", &[&cutoff_ms]))
+                .execute(PURGE_TRACES, &[&cutoff_ms, &limit]))
         })
     }
 

@@ -40,6 +40,10 @@ pub(super) const MIGRATION: &str = "CREATE TABLE traces (
     CREATE INDEX traces_tenant_started ON traces (tenant, started_at_ms DESC, request_id DESC);
     CREATE INDEX traces_started ON traces (started_at_ms);";
 
+/// The oldest traces before a cutoff, at most a limit of them (`traces_started` finds them).
+const PURGE_TRACES: &str = "DELETE FROM traces WHERE request_id IN (SELECT request_id FROM traces \
+    WHERE started_at_ms < ?1 ORDER BY started_at_ms LIMIT ?2)";
+
 const UPSERT_TRACE: &str = concat!(
     "INSERT INTO traces (",
     trace_summary_columns!(),
@@ -190,10 +194,15 @@ impl TraceStore for SqliteStore {
         Box::pin(self.call(move |conn| list_traces(conn, &q)))
     }
 
-    fn purge_traces_before(&self, cutoff_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn purge_traces_before(
+        &self,
+        cutoff_ms: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
         Box::pin(self.call(move |conn| {
             let n = conn
-                .execute("DELETE FROM traces WHERE started_at_ms < ?1", [cutoff_ms])
+                .prepare_cached(PURGE_TRACES)
+                .and_then(|mut stmt| stmt.execute(rusqlite::params![cutoff_ms, limit]))
                 .map_err(StoreError::sqlite("purge traces"))?;
             Ok(n as u64)
         }))

@@ -24,6 +24,7 @@ macro_rules! conformance_suite {
             count_counts_records,
             empty_batch_is_a_no_op,
             large_batch_in_one_call,
+            purge_deletes_the_oldest_before_the_cutoff,
         );
     };
     (@cases $fixture:expr; $($case:ident),* $(,)?) => {
@@ -238,4 +239,38 @@ pub async fn large_batch_in_one_call(store: Arc<dyn RequestLogStore>) {
         store.get("req_01234").await.expect("get").as_ref(),
         Some(&batch[1_234])
     );
+}
+
+pub async fn purge_deletes_the_oldest_before_the_cutoff(store: Arc<dyn RequestLogStore>) {
+    store.write_batch(two_tenants()).await.expect("write");
+    // Before 1_005: req_none (500) and req_00..req_04; bounded at 4, the oldest go first.
+    assert_eq!(store.purge_before(1_005, 4).await.expect("purge"), 4);
+    assert_eq!(store.count().await.expect("count"), 7);
+    assert_eq!(store.get("req_none").await.expect("get"), None);
+    assert_eq!(store.get("req_02").await.expect("get"), None);
+    assert!(
+        store.get("req_03").await.expect("get").is_some(),
+        "past the limit: waits for the next call"
+    );
+    assert_eq!(store.purge_before(1_005, 4).await.expect("purge"), 2);
+    assert_eq!(store.purge_before(1_005, 4).await.expect("purge"), 0);
+    let ids: Vec<String> = store
+        .recent(None, 100)
+        .await
+        .expect("recent")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["req_09", "req_08", "req_07", "req_06", "req_05"]);
+    assert_eq!(
+        store.get("req_05").await.expect("get"),
+        Some(full_record("req_05", Some("b"), 1_005)),
+        "the cutoff itself is kept, attempts and all"
+    );
+    // A purged id written again comes back with only its new attempts.
+    let again = full_record("req_00", Some("a"), 2_000);
+    store.write_batch(vec![again.clone()]).await.expect("write");
+    assert_eq!(store.get("req_00").await.expect("get"), Some(again));
+    assert_eq!(store.purge_before(i64::MAX, 1_000).await.expect("purge"), 6);
+    assert_eq!(store.count().await.expect("count"), 0);
 }

@@ -70,6 +70,32 @@ async fn migrations_are_idempotent_and_keep_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_takes_the_attempts_with_the_records() {
+    let Some(fixture) = postgres_store().await else {
+        return;
+    };
+    let records = (0..5)
+        .map(|i| full_record(&format!("req_{i}"), Some("a"), i))
+        .collect::<Vec<_>>();
+    fixture.store.write_batch(records).await.expect("write");
+    let client = raw_client(&fixture.schema.url).await;
+    let sql = format!(
+        "SELECT COUNT(*) FROM {}.request_attempts",
+        fixture.schema.name
+    );
+    let attempts = || async {
+        client
+            .query_one(&sql, &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+    };
+    assert_eq!(attempts().await, 15);
+    assert_eq!(fixture.store.purge_before(3, 100).await.expect("purge"), 3);
+    assert_eq!(attempts().await, 6, "three attempts each for the two left");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_connects_migrate_once() {
     if skip_postgres() {
         return;

@@ -29,6 +29,24 @@ async fn open_creates_parent_dirs_and_uses_wal() {
 }
 
 #[tokio::test]
+async fn purge_takes_the_attempts_with_the_records() {
+    let fixture = sqlite_store();
+    let path = fixture.store.path().to_path_buf();
+    let records = (0..5)
+        .map(|i| full_record(&format!("req_{i}"), Some("a"), i))
+        .collect::<Vec<_>>();
+    fixture.store.write_batch(records).await.expect("write");
+    let attempts = || -> i64 {
+        raw(&path)
+            .query_row("SELECT COUNT(*) FROM request_attempts", [], |r| r.get(0))
+            .expect("count attempts")
+    };
+    assert_eq!(attempts(), 15);
+    assert_eq!(fixture.store.purge_before(3, 100).await.expect("purge"), 3);
+    assert_eq!(attempts(), 6, "three attempts each for the two left");
+}
+
+#[tokio::test]
 async fn migrations_are_idempotent_and_keep_data() {
     let fixture = sqlite_store();
     let path = fixture.store.path().to_path_buf();

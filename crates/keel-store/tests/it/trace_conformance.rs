@@ -210,7 +210,18 @@ pub async fn trace_purge_deletes_only_older(store: Arc<dyn Store>) {
         .write_batch(vec![full_record("req_100", Some("a"), 100)])
         .await
         .expect("write record");
-    assert_eq!(store.purge_traces_before(200).await.expect("purge"), 3);
+    // Bounded: two of the three older ones, oldest first, then the last.
+    assert_eq!(store.purge_traces_before(200, 2).await.expect("purge"), 2);
+    assert_eq!(store.count_traces().await.expect("count"), 3);
+    assert!(
+        store
+            .get_trace(Some("b"), "req_199")
+            .await
+            .expect("get")
+            .is_some(),
+        "the newest of the older ones waits for the next call"
+    );
+    assert_eq!(store.purge_traces_before(200, 2).await.expect("purge"), 1);
     assert_eq!(store.count_traces().await.expect("count"), 2);
     assert_eq!(store.count().await.expect("count"), 1, "request log kept");
     assert!(
@@ -225,8 +236,17 @@ pub async fn trace_purge_deletes_only_older(store: Arc<dyn Store>) {
         store.get_trace(Some("a"), "req_100").await.expect("get"),
         None
     );
-    assert_eq!(store.purge_traces_before(200).await.expect("purge"), 0);
-    assert_eq!(store.purge_traces_before(i64::MAX).await.expect("purge"), 2);
+    assert_eq!(
+        store.purge_traces_before(200, 1000).await.expect("purge"),
+        0
+    );
+    assert_eq!(
+        store
+            .purge_traces_before(i64::MAX, 1000)
+            .await
+            .expect("purge"),
+        2
+    );
     assert_eq!(store.count_traces().await.expect("count"), 0);
 }
 

@@ -120,6 +120,9 @@ impl RequestLogStore for TestStore {
     fn count(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.inner.count()
     }
+    fn purge_before(&self, cutoff_ms: i64, limit: u32) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.purge_before(cutoff_ms, limit)
+    }
 }
 
 impl TraceStore for TestStore {
@@ -148,8 +151,12 @@ impl TraceStore for TestStore {
     ) -> BoxFuture<'a, Result<TracePage, StoreError>> {
         self.inner.list_traces(q)
     }
-    fn purge_traces_before(&self, cutoff_ms: i64) -> BoxFuture<'_, Result<u64, StoreError>> {
-        self.inner.purge_traces_before(cutoff_ms)
+    fn purge_traces_before(
+        &self,
+        cutoff_ms: i64,
+        limit: u32,
+    ) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.inner.purge_traces_before(cutoff_ms, limit)
     }
     fn count_traces(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         self.inner.count_traces()
