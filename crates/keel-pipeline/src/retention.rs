@@ -34,6 +34,8 @@ pub fn spawn(
 ) {
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
+        // After a long backlog, the next purge a minute later, not a burst of missed ticks.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
