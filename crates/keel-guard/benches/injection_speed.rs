@@ -164,6 +164,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    if embeddings.is_empty() {
+        // The precision asked for does not run on this CPU: the scan() row below still needs
+        // vectors, so they come from the full-precision embedder (not timed).
+        let embedder = Embedder::load(&embed_dir, EmbedderOptions::default())?;
+        for q in &questions {
+            let e = embedder.embed(vec![q.clone()]).await?.vectors;
+            embeddings.push(e.into_iter().next().ok_or("no embedding")?);
+        }
+    }
+
     let full = InjectionScanner::new(&InjectionConfig::default(), Some(mlp))?;
     let mut t = Vec::new();
     for _ in 0..10 {
